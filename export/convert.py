@@ -1,0 +1,130 @@
+"""Keras -> ONNX with tf2onnx, through a tf.function with an explicit input signature
+(tf2onnx.convert.from_keras fails on Keras 3 models), and the Keras/onnxruntime parity check.
+
+Generator graph:  z float32 [batch, latent_dim] (+ label int64 [batch])
+                  -> image uint8 [batch, 28, 28], 0 = black, 255 = white.
+Classifier graph: image uint8 [batch, 28, 28] -> probs float32 [batch, 10],
+                  features float32 [batch, 128].
+The [-1, 1] -> uint8 conversion lives in the graph, so the runtime only saves bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+OPSET = 17
+# Parity bounds (issue: at most 1e-4 on [-1, 1] outputs, at most 1 gray level on uint8).
+MAX_ABS_FLOAT = 1e-4
+MAX_GRAY_LEVELS = 1
+
+
+class ParityError(RuntimeError):
+    """Keras and onnxruntime disagree beyond the tolerance."""
+
+
+def _to_uint8_tf(x):
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((x[..., 0] + 1.0) * 127.5), 0.0, 255.0),
+                   tf.uint8)
+
+
+def _generator_function(model, latent_dim: int, conditional: bool, as_uint8: bool):
+    import tensorflow as tf
+
+    post = _to_uint8_tf if as_uint8 else (lambda x: x[..., 0])
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    if conditional:
+        label_spec = tf.TensorSpec([None], tf.int64, name="label")
+
+        @tf.function(input_signature=[z_spec, label_spec])
+        def serve(z, label):
+            return {"image": post(model([z, tf.cast(label, tf.int32)], training=False))}
+        return serve, [z_spec, label_spec]
+
+    @tf.function(input_signature=[z_spec])
+    def serve(z):
+        return {"image": post(model(z, training=False))}
+    return serve, [z_spec]
+
+
+def _convert(function, signature):
+    import tf2onnx
+
+    model_proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
+                                                   opset=OPSET)
+    return model_proto
+
+
+def _run_onnx(model_proto, feeds: dict) -> dict:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model_proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds)))
+
+
+def export_generator(model, latent_dim: int, conditional: bool, num_classes: int,
+                     parity_samples: int = 1000, seed: int = 20261128):
+    """(ONNX ModelProto with uint8 output, parity figures); raises ParityError."""
+    from ganlite import _latents
+
+    z, labels = _latents.draw(seed, 0, parity_samples, latent_dim,
+                              num_classes if conditional else 0)
+    feeds = {"z": z}
+    keras_inputs = z
+    if conditional:
+        feeds["label"] = labels
+        keras_inputs = [z, labels.astype(np.int32)]
+    keras_float = np.asarray(model.predict(keras_inputs, batch_size=500, verbose=0))[..., 0]
+
+    float_fn, signature = _generator_function(model, latent_dim, conditional, False)
+    onnx_float = _run_onnx(_convert(float_fn, signature), feeds)["image"]
+    uint8_fn, signature = _generator_function(model, latent_dim, conditional, True)
+    proto = _convert(uint8_fn, signature)
+    onnx_uint8 = _run_onnx(proto, feeds)["image"]
+
+    keras_uint8 = np.clip(np.rint((keras_float + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    max_abs = float(np.abs(keras_float - onnx_float).max())
+    levels = int(np.abs(keras_uint8.astype(int) - onnx_uint8.astype(int)).max())
+    parity = {"samples": parity_samples, "max_abs_float": max_abs,
+              "max_gray_levels": levels,
+              "pixels_differing": float((keras_uint8 != onnx_uint8).mean()),
+              "tolerance": f"max_abs_float <= {MAX_ABS_FLOAT}, "
+                           f"max_gray_levels <= {MAX_GRAY_LEVELS}"}
+    if max_abs > MAX_ABS_FLOAT or levels > MAX_GRAY_LEVELS:
+        raise ParityError(f"Keras and onnxruntime disagree: max abs {max_abs:.3g} "
+                          f"(limit {MAX_ABS_FLOAT}), {levels} gray levels (limit "
+                          f"{MAX_GRAY_LEVELS})")
+    return proto, parity
+
+
+def export_classifier(model, parity_samples: int = 1000, seed: int = 20261128):
+    """(ONNX ModelProto, parity figures) of the evaluation classifier."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, 28, 28], tf.uint8, name="image")
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        probs, features = model(tf.cast(image, tf.float32)[..., None] / 255.0,
+                                training=False)
+        return {"probs": probs, "features": features}
+
+    proto = _convert(serve, [spec])
+    # Digit-like inputs: blurred sparse strokes, not only uniform noise.
+    rng = np.random.default_rng(seed)
+    images = (rng.random((parity_samples, 28, 28)) ** 6 * 255).astype(np.uint8)
+    keras_probs, keras_feats = model.predict(images[..., None].astype(np.float32) / 255.0,
+                                             batch_size=500, verbose=0)
+    out = _run_onnx(proto, {"image": images})
+    probs_diff = float(np.abs(out["probs"] - keras_probs).max())
+    feats_diff = float(np.abs(out["features"] - keras_feats).max())
+    scale = float(np.abs(keras_feats).max())
+    parity = {"samples": parity_samples, "max_abs_probs": probs_diff,
+              "max_abs_features": feats_diff, "max_feature": scale,
+              "tolerance": f"probs <= {MAX_ABS_FLOAT}, features <= {MAX_ABS_FLOAT} x max"}
+    if probs_diff > MAX_ABS_FLOAT or feats_diff > MAX_ABS_FLOAT * max(scale, 1.0):
+        raise ParityError(f"Keras and onnxruntime disagree: probs {probs_diff:.3g}, "
+                          f"features {feats_diff:.3g} (max feature {scale:.3g})")
+    return proto, parity

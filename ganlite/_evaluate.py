@@ -1,0 +1,193 @@
+"""Judging generated digits with the bundled classifier (no dataset, no TensorFlow).
+
+- FCD: Frechet distance between the classifier's feature-layer statistics of the samples
+  and of the 10,000 test digits (the FID recipe, MNIST classifier in place of Inception).
+- MNIST score: exp(E_x KL(p(y|x) || p(y))), TF-GAN's classifier score; 10 is perfect.
+- Class shares and mean confidence (max softmax probability).
+- Precision / recall of Kynkaanniemi et al. 2019 with k-NN (k=3) balls in feature space.
+FCD is biased upwards at small n: compare figures only at equal sample counts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import _registry
+from ._errors import ModelError, UsageError
+from ._model import Generator, open_session
+
+CLASSIFIERS = {"mnist": "mnist-classifier"}
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    n: int
+    fcd: float
+    mnist_score: float
+    class_share: np.ndarray       # [classes], sums to 1
+    mean_confidence: float
+    precision: float
+    recall: float
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["class_share"] = [round(float(s), 4) for s in self.class_share]
+        d["min_class_share"] = round(float(self.class_share.min()), 4)
+        d["max_class_share"] = round(float(self.class_share.max()), 4)
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+    def table(self) -> str:
+        shares = "  ".join(f"{k}:{s:5.1%}" for k, s in enumerate(self.class_share))
+        rows = [("source", self.source), ("samples", f"{self.n}"),
+                ("FCD", f"{self.fcd:.3f}"), ("MNIST score", f"{self.mnist_score:.3f}"),
+                ("mean confidence", f"{self.mean_confidence:.4f}"),
+                ("precision (k=3)", f"{self.precision:.4f}"),
+                ("recall (k=3)", f"{self.recall:.4f}"),
+                ("class share", f"min {self.class_share.min():.1%}  "
+                                f"max {self.class_share.max():.1%}"),
+                ("", shares)]
+        return "\n".join(f"{k:<16} {v}" for k, v in rows)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), via symmetric eigendecompositions."""
+    vals, vecs = np.linalg.eigh(sigma1)
+    root1 = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    middle = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    trace_sqrt = np.sqrt(np.clip(middle, 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def classifier_score(probs: np.ndarray) -> float:
+    marginal = probs.mean(axis=0, keepdims=True)
+    eps = 1e-12
+    kl = (probs * (np.log(probs + eps) - np.log(marginal + eps))).sum(axis=1)
+    return float(np.exp(kl.mean()))
+
+
+def _sq_norms(x):
+    return np.einsum("ij,ij->i", x, x)
+
+
+def knn_radii(features: np.ndarray, k: int = 3, chunk: int = 1000) -> np.ndarray:
+    """Distance of each point to its k-th nearest other point of the same set."""
+    norms = _sq_norms(features)
+    radii = np.empty(len(features), np.float32)
+    for lo in range(0, len(features), chunk):
+        block = features[lo:lo + chunk]
+        d2 = norms[lo:lo + chunk, None] + norms[None, :] - 2 * block @ features.T
+        # k + 1: the point itself is its own nearest neighbour at distance 0.
+        radii[lo:lo + chunk] = np.sqrt(np.maximum(
+            np.partition(d2, k, axis=1)[:, k], 0))
+    return radii
+
+
+def coverage(queries: np.ndarray, points: np.ndarray, radii: np.ndarray,
+             chunk: int = 1000) -> float:
+    """Share of queries inside at least one ball (points[j], radii[j])."""
+    q_norms, p_norms = _sq_norms(queries), _sq_norms(points)
+    r2 = radii.astype(np.float64) ** 2
+    inside = 0
+    for lo in range(0, len(queries), chunk):
+        d2 = q_norms[lo:lo + chunk, None] + p_norms[None, :] - 2 * queries[lo:lo + chunk] @ points.T
+        inside += int((d2 <= r2[None, :]).any(axis=1).sum())
+    return inside / len(queries)
+
+
+class Evaluator:
+    """The bundled classifier and its reference statistics on the test set."""
+
+    def __init__(self, dataset: str = "mnist", device: str = "auto",
+                 classifier: str | Path | None = None):
+        if classifier is None:
+            if dataset not in CLASSIFIERS:
+                raise UsageError(f"no bundled classifier for dataset {dataset!r}; "
+                                 f"available: {', '.join(CLASSIFIERS)}")
+            classifier = CLASSIFIERS[dataset]
+        path = _registry.resolve(classifier)
+        self.session, self.card = open_session(path, "classifier", device)
+        ref_path = path.with_suffix(".npz")
+        if not ref_path.is_file():
+            raise ModelError(f"reference statistics {ref_path} missing beside {path}")
+        with np.load(ref_path) as ref:
+            self.mu, self.sigma = ref["mu"], ref["sigma"]
+            self.real_features, self.real_radii = ref["features"], ref["radii"]
+            self.k = int(ref["k"])
+        self.dataset = self.card.get("dataset", dataset)
+
+    def classify(self, images: np.ndarray, batch_size: int = 1000,
+                 progress: Callable[[int], None] | None = None):
+        """(probs [n, classes], features [n, d]) of uint8 [n, 28, 28] images."""
+        probs, feats = [], []
+        for lo in range(0, len(images), batch_size):
+            batch = np.ascontiguousarray(images[lo:lo + batch_size], np.uint8)
+            p, f = self.session.run(["probs", "features"], {"image": batch})
+            probs.append(p)
+            feats.append(f)
+            if progress:
+                progress(len(batch))
+        return np.concatenate(probs), np.concatenate(feats)
+
+    def evaluate_images(self, images: np.ndarray, source: str = "images",
+                        progress: Callable[[int], None] | None = None) -> EvaluationReport:
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+            raise UsageError(f"images must be uint8 [n, 28, 28], got {images.dtype} "
+                             f"{list(images.shape)}")
+        if len(images) < 2:
+            raise UsageError("evaluation needs at least 2 images")
+        probs, feats = self.classify(images, progress=progress)
+        feats64 = feats.astype(np.float64)
+        mu, sigma = feats64.mean(axis=0), np.cov(feats64, rowvar=False)
+        fake_radii = knn_radii(feats, min(self.k, len(feats) - 1))
+        share = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
+        return EvaluationReport(
+            n=len(images),
+            fcd=frechet_distance(mu, sigma, self.mu, self.sigma),
+            mnist_score=classifier_score(probs.astype(np.float64)),
+            class_share=share,
+            mean_confidence=float(probs.max(axis=1).mean()),
+            precision=coverage(feats, self.real_features, self.real_radii),
+            recall=coverage(self.real_features, feats, fake_radii),
+            source=source)
+
+    def evaluate_generator(self, generator: Generator, n: int = 10_000, seed: int = 0,
+                           progress: Callable[[int], None] | None = None,
+                           batch_size: int = 1000) -> EvaluationReport:
+        images = np.empty((n, 28, 28), np.uint8)
+        for batch in generator.batches(n, seed, batch_size=batch_size):
+            images[batch.start:batch.start + len(batch.images)] = batch.images
+            if progress:
+                progress(len(batch.images))
+        return self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
+                                    progress=progress)
+
+
+def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
+             device: str = "auto", progress=None) -> EvaluationReport:
+    """Evaluate a generator (name, path, Generator or None = default) or, with images=,
+    a uint8 [n, 28, 28] array or a folder of 28x28 PNGs."""
+    from ._images import load_png_folder
+
+    if images is not None:
+        source = "images"
+        if not isinstance(images, np.ndarray):
+            source = f"folder {images}"
+            images = load_png_folder(images)
+        return Evaluator(device=device).evaluate_images(images, source, progress)
+    from ._model import load
+
+    generator = model if isinstance(model, Generator) else load(model, device=device)
+    evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
+    return evaluator.evaluate_generator(generator, n, seed, progress)
+
+
+def report_json(report: EvaluationReport) -> str:
+    return json.dumps(report.to_dict())

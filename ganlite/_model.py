@@ -1,0 +1,198 @@
+"""Loading a verified ONNX model and generating images with it."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from . import _latents, _onnxfile, _providers, _registry
+from ._errors import IntegrityError, ModelError, UsageError
+
+CARD_KEY = "ganlite.card"
+
+
+def read_card(path: Path) -> dict:
+    """The model card stored in an ONNX file's metadata, without starting a session."""
+    model_bytes = _read_model_bytes(path)
+    return _card_from_bytes(path, model_bytes)
+
+
+def _read_model_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise ModelError(f"model file {path} not found")
+    if not path.is_file():
+        raise ModelError(f"model {path} is not a file")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"model file {path} cannot be read ({e.strerror})") from None
+
+
+def _card_from_bytes(path: Path, model_bytes: bytes) -> dict:
+    try:
+        props = {}
+        for number, wire, value in _onnxfile.fields(model_bytes):
+            if number == 14 and wire == 2:   # ModelProto.metadata_props
+                entry = {n: v for n, w, v in _onnxfile.fields(value) if w == 2}
+                props[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"{path} is not a valid ONNX model (truncated or corrupt)") from None
+    if CARD_KEY not in props:
+        raise ModelError(f"{path} has no ganlite model card: not a model exported by "
+                         f"`python -m export`")
+    try:
+        card = json.loads(props[CARD_KEY])
+    except json.JSONDecodeError:
+        raise ModelError(f"{path}: its model card is not valid JSON") from None
+    if not isinstance(card, dict) or "kind" not in card:
+        raise ModelError(f"{path}: its model card has no 'kind'")
+    return card
+
+
+def _signature(io_args) -> dict:
+    return {a.name: {"type": a.type, "shape": [d if isinstance(d, int) else None
+                                               for d in a.shape]} for a in io_args}
+
+
+def open_session(path: Path, kind: str, device: str = "auto", threads: int | None = None):
+    """(onnxruntime session, card) of a verified ganlite model of the given kind."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    model_bytes = _read_model_bytes(path)
+    card = _card_from_bytes(path, model_bytes)
+    if card["kind"] != kind:
+        raise ModelError(f"{path} is a {card['kind']} model, expected a {kind}")
+    try:
+        graph = _onnxfile.graph_bytes(model_bytes)
+    except ValueError:
+        raise ModelError(f"{path} is not a valid ONNX model (no graph)") from None
+    if _onnxfile.graph_sha256(model_bytes) != card.get("graph_sha256"):
+        raise IntegrityError(f"{path}: graph SHA-256 does not match its card: the model "
+                             f"was modified after export")
+    if _onnxfile.uses_external_data(graph):
+        raise ModelError(f"{path} refers to external data files; ganlite loads "
+                         f"self-contained models only")
+
+    providers = _providers.providers_for(device, ort.get_available_providers())
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        # From bytes, not the path: nothing beside the file is ever opened.
+        session = ort.InferenceSession(model_bytes, options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own unexported exception types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+    _providers.check_session(device, providers, session.get_providers())
+
+    actual = {"inputs": _signature(session.get_inputs()),
+              "outputs": _signature(session.get_outputs())}
+    expected = {k: card.get(k) for k in ("inputs", "outputs")}
+    if actual != expected:
+        raise IntegrityError(f"{path}: inputs/outputs {json.dumps(actual)} do not match "
+                             f"its card {json.dumps(expected)}")
+    return session, card
+
+
+class Batch(NamedTuple):
+    """Images start .. start + len(images) - 1 of a run: uint8 [b, 28, 28], labels [b]."""
+    start: int
+    images: np.ndarray
+    labels: np.ndarray | None
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{name} must be {bound}, got {value}")
+    return int(value)
+
+
+class Generator:
+    """A loaded ganlite generator. Safe to share between threads: it holds no state that
+    generation changes, and onnxruntime sessions may be run from several threads."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto",
+                 threads: int | None = None):
+        self.path = Path(path)
+        self.session, self.card = open_session(self.path, "generator", device, threads)
+        self._input_z = self.card["input_names"]["z"]
+        self._input_label = self.card["input_names"].get("label")
+        self._output = self.session.get_outputs()[0].name
+
+    name = property(lambda self: self.card["name"])
+    latent_dim = property(lambda self: int(self.card["latent_dim"]))
+    num_classes = property(lambda self: int(self.card.get("num_classes", 0)))
+    conditional = property(lambda self: bool(self.card.get("conditional")))
+    class_names = property(lambda self: list(self.card.get("class_names", [])))
+    providers = property(lambda self: self.session.get_providers())
+
+    def __repr__(self):
+        return f"<Generator {self.name!r} latent_dim={self.latent_dim} {self.providers[0]}>"
+
+    def _labels(self, labels, start: int, count: int, drawn):
+        """Per-image labels: drawn at random, one label for all, or one per image."""
+        if labels is None:
+            return drawn
+        if not self.conditional:
+            raise UsageError(f"model {self.name!r} is unconditional: it cannot generate a "
+                             f"chosen class (labels/--digit need a conditional model)")
+        array = np.asarray(labels)
+        if array.ndim == 0:
+            array = np.full(count, array)
+        elif array.ndim == 1 and len(array) >= start + count:
+            array = array[start:start + count]
+        else:
+            raise UsageError(f"labels must be one class or one per image ({start + count}), "
+                             f"got shape {array.shape}")
+        if array.dtype.kind not in "iu":
+            raise UsageError(f"labels must be integers, got {array.dtype}")
+        bad = array[(array < 0) | (array >= self.num_classes)]
+        if bad.size:
+            raise UsageError(f"class {int(bad[0])} out of range: this model has classes "
+                             f"0-{self.num_classes - 1}")
+        return array.astype(np.int64)
+
+    def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
+                start: int = 0, batch_size: int = 1024) -> Iterator[Batch]:
+        """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
+
+        labels (conditional models): None draws a random class per image; an int gives
+        every image that class; a sequence of n ints gives image i the class labels[i].
+        """
+        n = _check_int("n", n, 1)
+        seed = _check_int("seed", seed, 0, _latents.MAX_SEED)
+        start = _check_int("start", start, 0, n)
+        batch_size = _check_int("batch_size", batch_size, 1)
+        if labels is not None:
+            self._labels(labels, 0, n, None)  # validate up front, before any image
+        for lo in range(start, n, batch_size):
+            count = min(batch_size, n - lo)
+            z, drawn = _latents.draw(seed, lo, count, self.latent_dim,
+                                     self.num_classes if self.conditional else 0)
+            y = self._labels(labels, lo, count, drawn)
+            feeds = {self._input_z: z}
+            if self._input_label:
+                feeds[self._input_label] = y
+            images = self.session.run([self._output], feeds)[0]
+            yield Batch(lo, images, y)
+
+    def generate(self, n: int, seed: int = 0, *, labels=None, batch_size: int = 1024):
+        """n images as uint8 [n, 28, 28] (0 = black, 255 = white)."""
+        return np.concatenate([b.images for b in self.batches(
+            n, seed, labels=labels, batch_size=batch_size)])
+
+
+def load(model: str | os.PathLike | None = None, device: str = "auto",
+         threads: int | None = None) -> Generator:
+    """Load a generator: a built-in name (see list_models), a path to an .onnx file, or
+    None for the default model. device is 'auto', 'cpu' or 'cuda'."""
+    return Generator(_registry.resolve(model), device=device, threads=threads)

@@ -1,0 +1,196 @@
+"""The `ganlite` command. Library errors become one line and an exit status:
+2 for usage errors, 1 for runtime errors; never a traceback."""
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+
+import click
+import numpy as np
+
+from . import _latents, _registry
+from ._errors import GanliteError, UsageError
+from ._providers import DEVICES
+
+
+def _errors_to_exit(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UsageError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+        except GanliteError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted: files written so far are complete; rerun the same "
+                       "command to finish.", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+model_option = click.option("--model", "-m", default=None, metavar="NAME|PATH",
+                            help="Built-in model name or .onnx path (default: "
+                                 f"{_registry.DEFAULT_MODEL}).")
+device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",
+                             show_default=True, help="auto picks CUDA when available.")
+seed_option = click.option("--seed", type=click.IntRange(0, _latents.MAX_SEED), default=0,
+                           show_default=True, help="Same seed, same bytes.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ganlite")
+def main():
+    """Generate and evaluate handwritten digits with small ONNX GAN models."""
+
+
+def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
+    """--digit 7 --digit 3 or --digit 3,7 -> per-image labels; --balanced -> i % classes."""
+    if balanced and digits:
+        raise UsageError("--balanced and --digit cannot be combined")
+    if not digits and not balanced:
+        return None
+    if not model.conditional:
+        raise UsageError(f"model {model.name!r} is unconditional: --digit/--balanced need "
+                         f"a conditional model")
+    if balanced:
+        return np.arange(n) % model.num_classes
+    chosen = []
+    for item in digits:
+        for part in item.split(","):
+            part = part.strip()
+            if not part.lstrip("-").isdigit():
+                raise UsageError(f"--digit {part!r} is not a class number 0-"
+                                 f"{model.num_classes - 1}")
+            value = int(part)
+            if not 0 <= value < model.num_classes:
+                raise UsageError(f"--digit {value} out of range 0-{model.num_classes - 1}")
+            chosen.append(value)
+    # Several digits share the n images in turn: --digit 3,7 --n 4 -> 3, 7, 3, 7.
+    return np.resize(np.array(chosen, np.int64), n)
+
+
+@main.command()
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="How many images.")
+@click.option("--out", type=click.Path(file_okay=True, dir_okay=True), required=True,
+              help="Output folder (created if missing).")
+@seed_option
+@model_option
+@device_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--digit", "digits", multiple=True, metavar="D[,D...]",
+              help="Class(es) to generate (conditional models); repeatable.")
+@click.option("--balanced", is_flag=True, help="Cycle through all classes, n/10 each.")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="Also save the first 100 images as one grid PNG.")
+@click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png",
+              show_default=True, help="png files, or one images.npy for bulk use.")
+@click.option("--overwrite", is_flag=True, help="Replace images of another run in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_errors_to_exit
+def generate(n, out, seed, model, device, batch_size, digits, balanced, grid, fmt,
+             overwrite, quiet):
+    """Generate N images into folder OUT."""
+    from ._model import load
+    from ._writer import write_images
+
+    _sigterm_as_interrupt()
+    generator = load(model, device=device)
+    labels = _parse_digits(generator, digits, balanced, n)
+    with click.progressbar(length=n, label="generating", file=sys.stderr,
+                           hidden=quiet or n < 1000) as bar:
+        written = write_images(generator, n, out, seed, labels=labels,
+                               batch_size=batch_size, fmt=fmt, overwrite=overwrite,
+                               progress=bar.update)
+    if grid:
+        from ._images import save_grid
+
+        first = generator.generate(min(n, 100), seed, batch_size=batch_size,
+                                   labels=None if labels is None else labels[:100])
+        save_grid(first, grid, columns=10)
+    what = f"{written} files" if fmt == "png" else "images.npy"
+    click.echo(f"wrote {what} to {out} ({n} images, model {generator.name}, seed {seed}, "
+               f"{generator.providers[0]})", err=True)
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--json", "as_json", is_flag=True, help="The whole card as JSON.")
+@_errors_to_exit
+def info(model, as_json):
+    """Show a model's card (default model if none given)."""
+    from ._model import read_card
+
+    path = _registry.resolve(model)
+    card = read_card(path)
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    keys = ("name", "kind", "dataset", "architecture", "latent_dim", "conditional",
+            "num_classes", "train_steps", "train_images", "output_format", "parity")
+    click.echo(f"{'path':<14} {path}")
+    for key in keys:
+        if key in card:
+            value = card[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            click.echo(f"{key:<14} {value}")
+
+
+@main.command("models")
+@_errors_to_exit
+def list_models():
+    """List the built-in models."""
+    from ._model import read_card
+
+    for name, path in _registry.builtin_models().items():
+        card = read_card(path)
+        default = " (default)" if name == _registry.DEFAULT_MODEL else ""
+        click.echo(f"{name:<22} {card['kind']:<11} {card.get('dataset', ''):<14} "
+                   f"{card.get('architecture', '')}{default}")
+
+
+@main.command()
+@model_option
+@click.option("--images", type=click.Path(), default=None,
+              help="Evaluate a folder of 28x28 PNGs instead of a model.")
+@click.option("--n", "n", type=click.IntRange(min=2), default=10_000, show_default=True)
+@seed_option
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@_errors_to_exit
+def evaluate(model, images, n, seed, device, as_json):
+    """FCD, MNIST score, class shares, precision and recall of a model or image folder."""
+    from ._evaluate import Evaluator
+    from ._images import load_png_folder
+    from ._model import load
+
+    if images and model:
+        raise UsageError("give --model or --images, not both")
+    if images:
+        array = load_png_folder(images)
+        evaluator = Evaluator(device=device)
+        with click.progressbar(length=len(array), label="classifying", file=sys.stderr,
+                               hidden=as_json or len(array) < 2000) as bar:
+            report = evaluator.evaluate_images(array, f"folder {images}", bar.update)
+    else:
+        generator = load(model, device=device)
+        evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
+        with click.progressbar(length=2 * n, label="evaluating", file=sys.stderr,
+                               hidden=as_json or n < 2000) as bar:
+            report = evaluator.evaluate_generator(generator, n, seed, bar.update)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.table())
+
+
+if __name__ == "__main__":
+    main()

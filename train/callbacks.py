@@ -1,0 +1,146 @@
+"""Keras callbacks of a GAN run: progress, metrics log, sample grids, FCD, checkpoints.
+
+A Keras "epoch" here is one snapshot interval (GanConfig.sample_every steps), so
+on_epoch_end is where grids, checkpoints and the FCD curve are written.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ganlite import save_grid
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged: a loss became NaN or infinite."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename over path: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, gan, step: int) -> None:
+    arrays = {f"v{i:04d}": np.asarray(v) for i, v in enumerate(gan.checkpoint_variables())}
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, step=step, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)
+
+
+def load_checkpoint(path: Path, gan) -> int:
+    """Restore every variable; return the step the checkpoint was taken at."""
+    with np.load(path) as ckpt:
+        variables = gan.checkpoint_variables()
+        names = sorted(k for k in ckpt.files if k.startswith("v"))
+        if len(names) != len(variables):
+            raise ValueError(f"{path}: holds {len(names)} variables, this model has "
+                             f"{len(variables)}: was it made with other settings?")
+        for name, var in zip(names, variables):
+            var.assign(ckpt[name])
+        return int(ckpt["step"])
+
+
+class RunLogger(keras.callbacks.Callback):
+    """Per-step losses to metrics.csv, a progress line, NaN guard, snapshots, checkpoints."""
+
+    FIELDS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
+
+    def __init__(self, config, run_dir: Path, start_step: int, sampler, fcd=None):
+        super().__init__()
+        self.config = config
+        self.run_dir = run_dir
+        self.step = start_step
+        self.start_step = start_step
+        self.sampler = sampler
+        self.fcd = fcd
+        self.rows: list[tuple] = []
+        self.diverged_at: int | None = None
+        self._t0 = time.monotonic()
+        self._last_print = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def on_train_batch_end(self, batch, logs=None):
+        d_loss, g_loss = float(logs["d_loss"]), float(logs["g_loss"])
+        if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+            self.diverged_at = self.step + 1
+            self.model.stop_training = True
+            return
+        self.step += 1
+        self.rows.append((self.step, d_loss, g_loss,
+                          float(logs["d_real_mean"]), float(logs["d_fake_mean"])))
+        now = time.monotonic()
+        if now - self._last_print >= (1.0 if self._tty else 30.0):
+            self._last_print = now
+            self._progress(d_loss, g_loss)
+
+    def _progress(self, d_loss, g_loss):
+        done = self.step - self.start_step
+        rate = done / max(time.monotonic() - self._t0, 1e-9)
+        eta = (self.config.steps - self.step) / rate if rate else float("inf")
+        line = (f"step {self.step}/{self.config.steps} | {rate:.1f} steps/s | "
+                f"d_loss {d_loss:.3f} g_loss {g_loss:.3f} | ETA {_clock(eta)}")
+        print(("\r" + line) if self._tty else line, end="" if self._tty else "\n",
+              file=sys.stderr, flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged_at is not None:
+            return
+        self.snapshot()
+
+    def snapshot(self):
+        grid = self.sampler()
+        save_grid(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png",
+                  columns=self.sampler.columns)
+        self._append_metrics()
+        if self.fcd is not None:
+            self.fcd(self.step)
+        save_checkpoint(self.run_dir / "checkpoint.npz", self.model, self.step)
+        if self._tty:
+            print(file=sys.stderr)
+        rate = (self.step - self.start_step) / max(time.monotonic() - self._t0, 1e-9)
+        print(f"snapshot at step {self.step}: {rate:.1f} steps/s, samples/step_"
+              f"{self.step:07d}.png, checkpoint.npz", file=sys.stderr, flush=True)
+
+    def _append_metrics(self):
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(self.FIELDS)
+            writer.writerows((s, *(f"{v:.6g}" for v in rest)) for s, *rest in self.rows)
+        self.rows.clear()
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def truncate_csv(path: Path, last_step: int) -> None:
+    """Drop rows logged after the checkpoint a run resumes from."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step]
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+    atomic_write(path, write)
