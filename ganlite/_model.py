@@ -173,6 +173,9 @@ class Generator:
         start = _check_int("start", start, 0, n)
         batch_size = _check_int("batch_size", batch_size, 1)
         if labels is not None:
+            if np.ndim(labels) == 1 and len(labels) != n:
+                raise UsageError(f"labels must be one class or one per image ({n}), "
+                                 f"got {len(labels)}")
             self._labels(labels, 0, n, None)  # validate up front, before any image
         for lo in range(start, n, batch_size):
             count = min(batch_size, n - lo)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ._errors import UnknownModelError
 
-DEFAULT_MODEL = "mnist-dcgan"
+DEFAULT_MODEL = "mnist-cdcgan"
 _HERE = Path(__file__).resolve().parent
 _SEARCH = (_HERE / "_models", _HERE.parent / "artifacts")
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: a CLI runner, the small real MNIST fixture, tiny committed models."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+MNIST_SMALL = DATA / "mnist-small"
+# A tiny unconditional dcgan (latent_dim 8) trained for a few steps on the fixture: a real
+# exported model, small enough to commit, for the tests of an unconditional generator.
+TINY_UNCONDITIONAL = DATA / "tiny-dcgan.onnx"
+
+
+def has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    raw = gzip.open(path).read()
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+
+
+def read_idx_labels(path: Path) -> np.ndarray:
+    return np.frombuffer(gzip.open(path).read(), np.uint8, offset=8).astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def real_digits():
+    """600 real MNIST training digits, uint8 [600, 28, 28], and their labels."""
+    return (read_idx_images(MNIST_SMALL / "train-images-idx3-ubyte.gz"),
+            read_idx_labels(MNIST_SMALL / "train-labels-idx1-ubyte.gz"))
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner):
+    """Run `ganlite ARGS...`; returns the click Result."""
+    from ganlite.cli import main
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def default_generator():
+    import ganlite
+
+    return ganlite.load()
+
+
+@pytest.fixture(scope="session")
+def tiny_generator():
+    import ganlite
+
+    return ganlite.Generator(TINY_UNCONDITIONAL, device="cpu")
+
+
+def pytest_report_header(config):
+    import ganlite
+
+    return [f"ganlite from {Path(ganlite.__file__).parent}",
+            f"tensorflow importable: {has_module('tensorflow')}",
+            f"GANLITE_RUNTIME_ONLY={os.environ.get('GANLITE_RUNTIME_ONLY', '')}"]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included:   bash tests/run.sh
+#
+# 1. a training environment (TensorFlow, tf2onnx: requirements-train.txt): data, training,
+#    resume, train -> export -> parity -> generate on the real fixture in tests/data;
+# 2. a runtime-only environment (the ganlite wheel + test tools, no TensorFlow): the
+#    runtime tests, against the installed wheel, including generating from the models
+#    that step 1 exported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 TF_CPP_MIN_LOG_LEVEL=2
+export GANLITE_CI_EXPORT="$PWD/runs/ci-export"
+rm -rf "$GANLITE_CI_EXPORT"
+
+echo "== training environment (.venv-train)"
+[ -x .venv-train/bin/python ] || "$PYTHON" -m venv .venv-train
+.venv-train/bin/pip install -q -r requirements-train.txt
+PYTHONPATH="$PWD" .venv-train/bin/python -m pytest -m train -p no:cacheprovider -q tests
+
+echo "== runtime-only environment (.venv-runtime, no TensorFlow)"
+rm -rf .venv-runtime
+"$PYTHON" -m venv .venv-runtime
+.venv-runtime/bin/pip install -q ".[dev]"
+# The pytest script, not `python -m pytest`: the checkout must not shadow the wheel.
+GANLITE_RUNTIME_ONLY=1 .venv-runtime/bin/pytest -m "not train" -p no:cacheprovider -q tests

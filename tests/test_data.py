@@ -1,0 +1,73 @@
+"""Dataset loading: the real fixture loads; bad files get an error naming the file."""
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+from train.data import DataError, load, read_idx  # noqa: E402
+
+from conftest import MNIST_SMALL  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+
+def test_fixture_loads():
+    images, labels = load("mnist", "train", MNIST_SMALL)
+    assert images.shape == (600, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (600,) and set(labels.tolist()) == set(range(10))
+    test_images, _ = load("mnist", "test", MNIST_SMALL)
+    assert test_images.shape == (200, 28, 28)
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(MNIST_SMALL, target)
+    return target
+
+
+def _rewrite(path, mutate):
+    raw = gzip.open(path).read()
+    with gzip.open(path, "wb") as f:
+        f.write(mutate(raw))
+
+
+@pytest.mark.parametrize("case,mutate,message", [
+    ("missing", None, "file not found"),
+    ("truncated", lambda raw: raw[:-100], "truncated"),
+    ("bad magic", lambda raw: b"\x00\x00\x09\x99" + raw[4:], "not an IDX images file"),
+    ("header only", lambda raw: raw[:10], "shorter than the IDX header"),
+    ("not gzip", "plain", "not a readable gzip file"),
+])
+def test_bad_image_file_is_named(data_copy, case, mutate, message):
+    path = data_copy / "train-images-idx3-ubyte.gz"
+    if mutate is None:
+        path.unlink()
+    elif mutate == "plain":
+        path.write_bytes(b"plain text")
+    else:
+        _rewrite(path, mutate)
+    with pytest.raises(DataError, match=message) as info:
+        load("mnist", "train", data_copy)
+    assert str(path) in str(info.value)
+
+
+def test_label_count_mismatch(data_copy):
+    _rewrite(data_copy / "train-labels-idx1-ubyte.gz",
+             lambda raw: raw[:4] + (599).to_bytes(4, "big") + raw[8:-1])
+    with pytest.raises(DataError, match="600 images but 599 labels"):
+        load("mnist", "train", data_copy)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="data folder not found"):
+        load("mnist", "train", tmp_path / "nope")
+
+
+def test_read_idx_labels_kind():
+    labels = read_idx(MNIST_SMALL / "train-labels-idx1-ubyte.gz", "labels")
+    assert labels.shape == (600,)
