@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import sys
 from pathlib import Path
 
@@ -128,7 +127,9 @@ def export_gan(run_dir: Path, out: Path, name: str) -> dict:
         "exported": datetime.date.today().isoformat(),
     }
     data = _finish(proto, card, out)
-    files = {out: data, out.with_suffix(".json"): json.dumps(card, indent=2).encode()}
+    # The Keras model travels with the ONNX one: bench/speed.py compares the two.
+    files = {out: data, out.with_suffix(".json"): json.dumps(card, indent=2).encode(),
+             out.with_suffix(".keras"): (run_dir / "generator.keras").read_bytes()}
     _write_all(files)
     _write_grid(out, conditional)
     return card

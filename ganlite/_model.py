@@ -161,6 +161,21 @@ class Generator:
                              f"0-{self.num_classes - 1}")
         return array.astype(np.int64)
 
+    def decode(self, z: np.ndarray, labels=None) -> np.ndarray:
+        """Images of explicit latents z float32 [b, latent_dim] (labels int [b] for
+        conditional models) as uint8 [b, 28, 28]."""
+        z = np.asarray(z, np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise UsageError(f"z must be [batch, {self.latent_dim}], got {list(z.shape)}")
+        feeds = {self._input_z: z}
+        if self._input_label:
+            if labels is None:
+                raise UsageError(f"model {self.name!r} is conditional: give labels")
+            feeds[self._input_label] = self._labels(labels, 0, len(z), None)
+        elif labels is not None:
+            self._labels(labels, 0, len(z), None)  # raises: unconditional
+        return self.session.run([self._output], feeds)[0]
+
     def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
                 start: int = 0, batch_size: int = 1024) -> Iterator[Batch]:
         """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).

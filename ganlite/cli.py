@@ -124,6 +124,48 @@ def generate(n, out, seed, model, device, batch_size, digits, balanced, grid, fm
 
 
 @main.command()
+@click.option("--seeds", default="0,1,2,3", show_default=True, metavar="S,S[,S...]",
+              help="Walk through the latents of these seeds (image 0 of each).")
+@click.option("--steps", type=click.IntRange(min=2), default=24, show_default=True,
+              help="Frames from one seed to the next.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Animated GIF.")
+@click.option("--frames", type=click.Path(file_okay=False), default=None,
+              help="Also write each frame as a PNG into this folder.")
+@click.option("--digit", type=int, default=None, help="Class to hold (conditional models).")
+@click.option("--across-labels", is_flag=True,
+              help="Fix the latent of the first seed and walk through every class.")
+@model_option
+@device_option
+@_errors_to_exit
+def interpolate(seeds, steps, out, frames, digit, across_labels, model, device):
+    """A latent walk (spherical interpolation) as an animated GIF."""
+    from ._interpolate import label_walk, save_animation, walk
+    from ._model import load
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {seeds!r}: expected integers separated by commas") from None
+    if any(not 0 <= s <= _latents.MAX_SEED for s in seed_list):
+        raise UsageError(f"--seeds {seeds!r}: seeds must be between 0 and {_latents.MAX_SEED}")
+    generator = load(model, device=device)
+    if digit is not None and not generator.conditional:
+        raise UsageError(f"model {generator.name!r} is unconditional: --digit needs a "
+                         f"conditional model")
+    if digit is not None and not 0 <= digit < generator.num_classes:
+        raise UsageError(f"--digit {digit} out of range 0-{generator.num_classes - 1}")
+    if across_labels:
+        images = label_walk(generator, seed_list[0] if seed_list else 0)
+        frame_ms = 400
+    else:
+        images = walk(generator, seed_list, steps, digit)
+        frame_ms = 80
+    save_animation(images, out, frame_ms=frame_ms, frames_dir=frames)
+    click.echo(f"wrote {out} ({len(images)} frames)" + (f" and {frames}/" if frames else ""),
+               err=True)
+
+
+@main.command()
 @click.argument("model", required=False)
 @click.option("--json", "as_json", is_flag=True, help="The whole card as JSON.")
 @_errors_to_exit

@@ -104,7 +104,8 @@ CLI_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("args,status,message", CLI_ERRORS, ids=[" ".join(c[0]) for c in CLI_ERRORS])
+@pytest.mark.parametrize("args,status,message", CLI_ERRORS,
+                         ids=[" ".join(c[0]) for c in CLI_ERRORS])
 def test_cli_usage_errors(cli, tmp_path, args, status, message):
     result = cli("generate", "--out", tmp_path / "out", *args)
     assert result.exit_code == status, result.output
@@ -173,3 +174,17 @@ def test_api_errors_are_specific_types(default_generator):
         ganlite.load(device="gpu")
     assert issubclass(ganlite.UsageError, ganlite.GanliteError)
     assert issubclass(ganlite.ModelError, ganlite.GanliteError)
+
+
+def test_external_data_is_refused(tmp_path):
+    """Even with a card that matches, a model whose weights live in other files is refused:
+    ganlite only loads self-contained models (nothing beside the file is ever opened)."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(TINY_UNCONDITIONAL))
+    onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    data = (tmp_path / "ext.onnx").read_bytes()
+    data = with_card(data, lambda c: {**c, "graph_sha256": _onnxfile.graph_sha256(data)})
+    (tmp_path / "ext.onnx").write_bytes(data)
+    with pytest.raises(ganlite.ModelError, match="external data"):
+        ganlite.Generator(tmp_path / "ext.onnx")
