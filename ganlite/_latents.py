@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK = 1024
+BLOCK = 16  # small: a batch of 1 draws 16 latents, not thousands
 MAX_SEED = 2**63 - 1
 
 

@@ -176,6 +176,7 @@ def test_api_errors_are_specific_types(default_generator):
     assert issubclass(ganlite.ModelError, ganlite.GanliteError)
 
 
+@pytest.mark.train
 def test_external_data_is_refused(tmp_path):
     """Even with a card that matches, a model whose weights live in other files is refused:
     ganlite only loads self-contained models (nothing beside the file is ever opened)."""
