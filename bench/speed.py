@@ -113,15 +113,15 @@ def throughput(path: Path, keras_path: Path, quick: bool) -> tuple[list[dict], o
 
 
 def _peak_rss_mb(cmd, cwd) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one child process, via os.wait4."""
+    """(wall seconds, peak RSS MB) of one fresh process, measured by GNU time: a child
+    forked from this (large) process would inherit its high-water mark across exec."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=cwd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.read()[-500:]}")
-    return wall, usage.ru_maxrss / 1024
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-500:]}")
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
 TF_SCRIPT = """

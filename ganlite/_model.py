@@ -177,7 +177,7 @@ class Generator:
         return self.session.run([self._output], feeds)[0]
 
     def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
-                start: int = 0, batch_size: int = 1024) -> Iterator[Batch]:
+                start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
         """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
 
         labels (conditional models): None draws a random class per image; an int gives
@@ -203,7 +203,7 @@ class Generator:
             images = self.session.run([self._output], feeds)[0]
             yield Batch(lo, images, y)
 
-    def generate(self, n: int, seed: int = 0, *, labels=None, batch_size: int = 1024):
+    def generate(self, n: int, seed: int = 0, *, labels=None, batch_size: int = 256):
         """n images as uint8 [n, 28, 28] (0 = black, 255 = white)."""
         return np.concatenate([b.images for b in self.batches(
             n, seed, labels=labels, batch_size=batch_size)])

@@ -87,7 +87,8 @@ def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
 @seed_option
 @model_option
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Images per onnxruntime call (memory grows with it).")
 @click.option("--digit", "digits", multiple=True, metavar="D[,D...]",
               help="Class(es) to generate (conditional models); repeatable.")
 @click.option("--balanced", is_flag=True, help="Cycle through all classes, n/10 each.")
