@@ -5,7 +5,7 @@
 Writes NAME-fp16.onnx and NAME-int8.onnx (each with its own card: the parent's, its graph
 hash, the variant and how it was made) and prints their speed at batch 1,000 and 10,000 and
 their quality (FCD etc., 10,000 samples) next to the fp32 model's. Ship a variant only when
-it is faster and its FCD is within 10 % of fp32's.
+it is at least 5 % faster (beyond timing noise) and its FCD is within 10 % of fp32's.
 int8: onnxruntime.quantization.quantize_static, QDQ format, per-channel weights, calibrated
 on 16 batches of 64 latents (and uniform labels), after quant_pre_process.
 """
@@ -149,7 +149,8 @@ def main(argv=None) -> int:
         row["fcd_vs_fp32"] = round(row["fcd"] / reference["fcd"] - 1, 4)
         row["speed_vs_fp32"] = round(row["images_per_s_10000"]
                                      / reference["images_per_s_10000"], 3)
-        row["ship"] = bool(variant != "fp32" and row["speed_vs_fp32"] > 1.0
+        # "Faster" must beat run-to-run noise (a few %), hence 5 %.
+        row["ship"] = bool(variant != "fp32" and row["speed_vs_fp32"] >= 1.05
                            and row["fcd_vs_fp32"] <= 0.10)
         results[variant] = row
         print(json.dumps(row), flush=True)
