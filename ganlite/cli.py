@@ -54,15 +54,17 @@ def main():
     """Generate and evaluate handwritten digits with small ONNX GAN models."""
 
 
-def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
-    """--digit 7 --digit 3 or --digit 3,7 -> per-image labels; --balanced -> i % classes."""
-    if balanced and digits:
-        raise UsageError("--balanced and --digit cannot be combined")
-    if not digits and not balanced:
+def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balanced: bool,
+                   n: int):
+    """--digit 7 --digit 3 / --digit 3,7 (class numbers) or --class sneaker (class names,
+    from the model's card) -> per-image labels; --balanced -> i % classes."""
+    if balanced and (digits or names):
+        raise UsageError("--balanced cannot be combined with --digit or --class")
+    if not digits and not names and not balanced:
         return None
     if not model.conditional:
-        raise UsageError(f"model {model.name!r} is unconditional: --digit/--balanced need "
-                         f"a conditional model")
+        raise UsageError(f"model {model.name!r} is unconditional: --digit/--class/--balanced "
+                         f"need a conditional model")
     if balanced:
         return np.arange(n) % model.num_classes
     chosen = []
@@ -76,7 +78,15 @@ def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
             if not 0 <= value < model.num_classes:
                 raise UsageError(f"--digit {value} out of range 0-{model.num_classes - 1}")
             chosen.append(value)
-    # Several digits share the n images in turn: --digit 3,7 --n 4 -> 3, 7, 3, 7.
+    known = [c.lower() for c in model.class_names]
+    for item in names:
+        for part in item.split(","):
+            part = part.strip().lower()
+            if part not in known:
+                raise UsageError(f"--class {part!r} is not a class of model {model.name!r}; "
+                                 f"choose from {', '.join(model.class_names)}")
+            chosen.append(known.index(part))
+    # Several classes share the n images in turn: --digit 3,7 --n 4 -> 3, 7, 3, 7.
     return np.resize(np.array(chosen, np.int64), n)
 
 
@@ -91,6 +101,8 @@ def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
               help="Images per onnxruntime call (memory grows with it).")
 @click.option("--digit", "digits", multiple=True, metavar="D[,D...]",
               help="Class(es) to generate (conditional models); repeatable.")
+@click.option("--class", "class_names", multiple=True, metavar="NAME[,NAME...]",
+              help="Class(es) by name, as in the model's card (see `ganlite info`).")
 @click.option("--balanced", is_flag=True, help="Cycle through all classes, n/10 each.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save the first 100 images as one grid PNG.")
@@ -99,15 +111,15 @@ def _parse_digits(model, digits: tuple[str, ...], balanced: bool, n: int):
 @click.option("--overwrite", is_flag=True, help="Replace images of another run in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors_to_exit
-def generate(n, out, seed, model, device, batch_size, digits, balanced, grid, fmt,
-             overwrite, quiet):
+def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
+             fmt, overwrite, quiet):
     """Generate N images into folder OUT."""
     from ._model import load
     from ._writer import write_images
 
     _sigterm_as_interrupt()
     generator = load(model, device=device)
-    labels = _parse_digits(generator, digits, balanced, n)
+    labels = _parse_classes(generator, digits, class_names, balanced, n)
     with click.progressbar(length=n, label="generating", file=sys.stderr,
                            hidden=quiet or n < 1000) as bar:
         written = write_images(generator, n, out, seed, labels=labels,

@@ -92,3 +92,13 @@ def test_info_and_models(cli):
     assert card["name"] == ganlite.DEFAULT_MODEL
     listing = cli("models").output
     assert ganlite.DEFAULT_MODEL in listing and "(default)" in listing
+
+
+def test_class_by_name(cli, tmp_path):
+    result = cli("generate", "--n", 4, "--class", "7", "--class", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in _pngs(tmp_path)] == ["0000_7.png", "0001_1.png", "0002_7.png",
+                                                 "0003_1.png"]
+    result = cli("generate", "--n", 4, "--class", "sneaker", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "choose from 0, 1, 2" in result.output
+    assert not (tmp_path / "x").exists()
