@@ -1,6 +1,7 @@
 """Lighter variants of an exported generator: fp16 weights and static QDQ int8.
 
-    PYTHONPATH=. .venv-train/bin/python -m export.variants artifacts/mnist-cdcgan.onnx --out runs/variants
+    PYTHONPATH=. .venv-train/bin/python -m export.variants \
+        artifacts/mnist-cdcgan.onnx --out runs/variants
 
 Writes NAME-fp16.onnx and NAME-int8.onnx (each with its own card: the parent's, its graph
 hash, the variant and how it was made) and prints their speed at batch 1,000 and 10,000 and
