@@ -10,7 +10,6 @@ FCD is biased upwards at small n: compare figures only at equal sample counts.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -188,6 +187,3 @@ def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
     evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
     return evaluator.evaluate_generator(generator, n, seed, progress)
 
-
-def report_json(report: EvaluationReport) -> str:
-    return json.dumps(report.to_dict())

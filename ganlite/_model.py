@@ -176,13 +176,9 @@ class Generator:
             self._labels(labels, 0, len(z), None)  # raises: unconditional
         return self.session.run([self._output], feeds)[0]
 
-    def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
-                start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
-        """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
-
-        labels (conditional models): None draws a random class per image; an int gives
-        every image that class; a sequence of n ints gives image i the class labels[i].
-        """
+    def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
+        """Validate generation arguments (UsageError naming the bad one); return
+        (n, seed, start, batch_size) as ints."""
         n = _check_int("n", n, 1)
         seed = _check_int("seed", seed, 0, _latents.MAX_SEED)
         start = _check_int("start", start, 0, n)
@@ -191,7 +187,17 @@ class Generator:
             if np.ndim(labels) == 1 and len(labels) != n:
                 raise UsageError(f"labels must be one class or one per image ({n}), "
                                  f"got {len(labels)}")
-            self._labels(labels, 0, n, None)  # validate up front, before any image
+            self._labels(labels, 0, n, None)
+        return n, seed, start, batch_size
+
+    def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
+                start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
+        """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
+
+        labels (conditional models): None draws a random class per image; an int gives
+        every image that class; a sequence of n ints gives image i the class labels[i].
+        """
+        n, seed, start, batch_size = self.check_args(n, seed, labels, start, batch_size)
         for lo in range(start, n, batch_size):
             count = min(batch_size, n - lo)
             z, drawn = _latents.draw(seed, lo, count, self.latent_dim,

@@ -71,14 +71,12 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
-    # Validate the arguments (n, seed, labels...) before touching the folder.
-    first = next(generator.batches(n, seed, labels=labels, batch_size=1))
+    generator.check_args(n, seed, labels, 0, batch_size)  # before touching the folder
     _prepare_folder(out)
     label_spec = labels if labels is None or np.ndim(labels) == 0 else list(map(int, labels))
     manifest = {"model": generator.name, "graph_sha256": generator.card["graph_sha256"],
                 "seed": int(seed), "n": int(n), "labels": label_spec, "format": fmt}
     _check_manifest(out, manifest, overwrite)
-    del first
     if fmt == "npy":
         return _write_npy(generator, n, out, seed, labels, batch_size, progress)
 
