@@ -7,9 +7,7 @@ output (median of 5).
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +16,8 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import ganlite  # noqa: E402
+from speed import median_rate as rate  # noqa: E402  (bench/ is on sys.path)
 from ganlite import _latents  # noqa: E402
-
-
-def rate(fn, n, repeats=5, min_s=1.0):
-    fn()
-    calls = max(1, int(min_s / repeats / max(_time(fn), 1e-6)))
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rates.append(n * calls / (time.perf_counter() - t0))
-    return statistics.median(rates)
-
-
-def _time(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main():
