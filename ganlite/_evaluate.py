@@ -20,7 +20,7 @@ from . import _registry
 from ._errors import ModelError, UsageError
 from ._model import Generator, open_session
 
-CLASSIFIERS = {"mnist": "mnist-classifier"}
+CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
 
 
 @dataclass(frozen=True)
@@ -33,24 +33,41 @@ class EvaluationReport:
     precision: float
     recall: float
     source: str = ""
+    dataset: str = "mnist"        # whose classifier judged: "MNIST score" is its score
+    # Conditional models: per class, the share of images asked for as that class that the
+    # classifier assigns to it.
+    label_accuracy: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["class_share"] = [round(float(s), 4) for s in self.class_share]
         d["min_class_share"] = round(float(self.class_share.min()), 4)
         d["max_class_share"] = round(float(self.class_share.max()), 4)
+        if self.label_accuracy is not None:
+            d["label_accuracy"] = [round(float(a), 4) for a in self.label_accuracy]
+            d["min_label_accuracy"] = round(float(self.label_accuracy.min()), 4)
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+    @property
+    def score_name(self) -> str:
+        return "MNIST score" if self.dataset == "mnist" else f"{self.dataset} score"
 
     def table(self) -> str:
         shares = "  ".join(f"{k}:{s:5.1%}" for k, s in enumerate(self.class_share))
         rows = [("source", self.source), ("samples", f"{self.n}"),
-                ("FCD", f"{self.fcd:.3f}"), ("MNIST score", f"{self.mnist_score:.3f}"),
+                ("FCD", f"{self.fcd:.3f}"), (self.score_name, f"{self.mnist_score:.3f}"),
                 ("mean confidence", f"{self.mean_confidence:.4f}"),
                 ("precision (k=3)", f"{self.precision:.4f}"),
                 ("recall (k=3)", f"{self.recall:.4f}"),
                 ("class share", f"min {self.class_share.min():.1%}  "
                                 f"max {self.class_share.max():.1%}"),
                 ("", shares)]
+        if self.label_accuracy is not None:
+            worst = int(self.label_accuracy.argmin())
+            rows += [("on-label", f"min {self.label_accuracy.min():.1%} (class {worst})  "
+                                  f"mean {self.label_accuracy.mean():.1%}"),
+                     ("", "  ".join(f"{k}:{a:5.1%}"
+                                    for k, a in enumerate(self.label_accuracy)))]
         return "\n".join(f"{k:<16} {v}" for k, v in rows)
 
 
@@ -155,7 +172,7 @@ class Evaluator:
             mean_confidence=float(probs.max(axis=1).mean()),
             precision=coverage(feats, self.real_features, self.real_radii),
             recall=coverage(self.real_features, feats, fake_radii),
-            source=source)
+            source=source, dataset=self.dataset)
 
     def evaluate_generator(self, generator: Generator, n: int = 10_000, seed: int = 0,
                            progress: Callable[[int], None] | None = None,
@@ -165,14 +182,34 @@ class Evaluator:
             images[batch.start:batch.start + len(batch.images)] = batch.images
             if progress:
                 progress(len(batch.images))
-        return self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
-                                    progress=progress)
+        report = self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
+                                      progress=progress)
+        if generator.conditional:
+            per_class = max(n // generator.num_classes, 1)
+            report = dataclasses.replace(report, label_accuracy=self.label_accuracy(
+                generator, per_class, seed, batch_size, progress))
+        return report
+
+    def label_accuracy(self, generator: Generator, per_class: int = 1000, seed: int = 0,
+                       batch_size: int = 1000,
+                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """[classes]: for each class c, the share of `per_class` images generated with
+        label c that the classifier assigns to c (conditional models)."""
+        accuracy = np.empty(generator.num_classes)
+        for label in range(generator.num_classes):
+            images = generator.generate(per_class, seed, labels=label, batch_size=batch_size)
+            probs, _ = self.classify(images)
+            if progress:
+                progress(len(images))
+            accuracy[label] = float((probs.argmax(axis=1) == label).mean())
+        return accuracy
 
 
 def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
-             device: str = "auto", progress=None) -> EvaluationReport:
-    """Evaluate a generator (name, path, Generator or None = default) or, with images=,
-    a uint8 [n, 28, 28] array or a folder of 28x28 PNGs."""
+             device: str = "auto", progress=None, dataset: str = "mnist") -> EvaluationReport:
+    """Evaluate a generator (name, path, Generator or None = default; judged by the
+    classifier of its card's dataset) or, with images=, a uint8 [n, 28, 28] array or a
+    folder of 28x28 PNGs (judged by the classifier of `dataset`)."""
     from ._images import load_png_folder
 
     if images is not None:
@@ -180,7 +217,7 @@ def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
         if not isinstance(images, np.ndarray):
             source = f"folder {images}"
             images = load_png_folder(images)
-        return Evaluator(device=device).evaluate_images(images, source, progress)
+        return Evaluator(dataset, device=device).evaluate_images(images, source, progress)
     from ._model import load
 
     generator = model if isinstance(model, Generator) else load(model, device=device)

@@ -117,6 +117,10 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+def _class_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
 class Generator:
     """A loaded ganlite generator. Safe to share between threads: it holds no state that
     generation changes, and onnxruntime sessions may be run from several threads."""
@@ -139,14 +143,30 @@ class Generator:
     def __repr__(self):
         return f"<Generator {self.name!r} latent_dim={self.latent_dim} {self.providers[0]}>"
 
+    def class_index(self, name: str) -> int:
+        """The class number of a class name from the card ("sneaker", "Ankle boot",
+        "ankle_boot" and "ankle-boot" are the same class)."""
+        if not self.conditional:
+            raise UsageError(f"model {self.name!r} is unconditional: it has no classes "
+                             f"to choose from")
+        known = [_class_key(c) for c in self.class_names]
+        key = _class_key(str(name))
+        if key not in known:
+            raise UsageError(f"class {name!r} is not a class of model {self.name!r}; "
+                             f"choose from {', '.join(self.class_names)}")
+        return known.index(key)
+
     def _labels(self, labels, start: int, count: int, drawn):
-        """Per-image labels: drawn at random, one label for all, or one per image."""
+        """Per-image labels: drawn at random, one label for all, or one per image
+        (class numbers, or class names from the card)."""
         if labels is None:
             return drawn
         if not self.conditional:
             raise UsageError(f"model {self.name!r} is unconditional: it cannot generate a "
                              f"chosen class (labels/--digit need a conditional model)")
         array = np.asarray(labels)
+        if array.dtype.kind in "UO":
+            array = np.vectorize(self.class_index, otypes=[np.int64])(array)
         if array.ndim == 0:
             array = np.full(count, array)
         elif array.ndim == 1 and len(array) >= start + count:
@@ -195,8 +215,9 @@ class Generator:
                 start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
         """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
 
-        labels (conditional models): None draws a random class per image; an int gives
-        every image that class; a sequence of n ints gives image i the class labels[i].
+        labels (conditional models): None draws a random class per image; an int (or a
+        class name such as "sneaker") gives every image that class; a sequence of n ints
+        or names gives image i the class labels[i].
         """
         n, seed, start, batch_size = self.check_args(n, seed, labels, start, batch_size)
         for lo in range(start, n, batch_size):

@@ -78,14 +78,8 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
             if not 0 <= value < model.num_classes:
                 raise UsageError(f"--digit {value} out of range 0-{model.num_classes - 1}")
             chosen.append(value)
-    known = [c.lower() for c in model.class_names]
     for item in names:
-        for part in item.split(","):
-            part = part.strip().lower()
-            if part not in known:
-                raise UsageError(f"--class {part!r} is not a class of model {model.name!r}; "
-                                 f"choose from {', '.join(model.class_names)}")
-            chosen.append(known.index(part))
+        chosen.extend(model.class_index(part) for part in item.split(","))
     # Several classes share the n images in turn: --digit 3,7 --n 4 -> 3, 7, 3, 7.
     return np.resize(np.array(chosen, np.int64), n)
 
@@ -145,12 +139,14 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
 @click.option("--frames", type=click.Path(file_okay=False), default=None,
               help="Also write each frame as a PNG into this folder.")
 @click.option("--digit", type=int, default=None, help="Class to hold (conditional models).")
+@click.option("--class", "class_name", default=None, metavar="NAME",
+              help="Class to hold, by its name in the card (e.g. sneaker).")
 @click.option("--across-labels", is_flag=True,
               help="Fix the latent of the first seed and walk through every class.")
 @model_option
 @device_option
 @_errors_to_exit
-def interpolate(seeds, steps, out, frames, digit, across_labels, model, device):
+def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, model, device):
     """A latent walk (spherical interpolation) as an animated GIF."""
     from ._interpolate import label_walk, save_animation, walk
     from ._model import load
@@ -161,7 +157,11 @@ def interpolate(seeds, steps, out, frames, digit, across_labels, model, device):
         raise UsageError(f"--seeds {seeds!r}: expected integers separated by commas") from None
     if any(not 0 <= s <= _latents.MAX_SEED for s in seed_list):
         raise UsageError(f"--seeds {seeds!r}: seeds must be between 0 and {_latents.MAX_SEED}")
+    if digit is not None and class_name is not None:
+        raise UsageError("give --digit or --class, not both")
     generator = load(model, device=device)
+    if class_name is not None:
+        digit = generator.class_index(class_name)
     if digit is not None and not generator.conditional:
         raise UsageError(f"model {generator.name!r} is unconditional: --digit needs a "
                          f"conditional model")
@@ -219,29 +219,39 @@ def list_models():
 @model_option
 @click.option("--images", type=click.Path(), default=None,
               help="Evaluate a folder of 28x28 PNGs instead of a model.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="With --images: whose classifier judges them (mnist, fashion_mnist; "
+                   "default mnist). A model is judged by its card's dataset.")
 @click.option("--n", "n", type=click.IntRange(min=2), default=10_000, show_default=True)
 @seed_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @_errors_to_exit
-def evaluate(model, images, n, seed, device, as_json):
-    """FCD, MNIST score, class shares, precision and recall of a model or image folder."""
+def evaluate(model, images, dataset, n, seed, device, as_json):
+    """FCD, classifier score, class shares, precision and recall of a model or image
+    folder."""
     from ._evaluate import Evaluator
     from ._images import load_png_folder
     from ._model import load
 
     if images and model:
         raise UsageError("give --model or --images, not both")
+    if dataset and not images:
+        raise UsageError("--dataset goes with --images; a model is judged by the "
+                         "classifier of its card's dataset")
     if images:
+        evaluator = Evaluator(dataset or "mnist", device=device)
         array = load_png_folder(images)
-        evaluator = Evaluator(device=device)
         with click.progressbar(length=len(array), label="classifying", file=sys.stderr,
                                hidden=as_json or len(array) < 2000) as bar:
             report = evaluator.evaluate_images(array, f"folder {images}", bar.update)
     else:
         generator = load(model, device=device)
         evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
-        with click.progressbar(length=2 * n, label="evaluating", file=sys.stderr,
+        # generate + classify n, then n // classes per class for the on-label accuracy
+        steps = 2 * n + (max(n // generator.num_classes, 1) * generator.num_classes
+                         if generator.conditional else 0)
+        with click.progressbar(length=steps, label="evaluating", file=sys.stderr,
                                hidden=as_json or n < 2000) as bar:
             report = evaluator.evaluate_generator(generator, n, seed, bar.update)
     click.echo(json.dumps(report.to_dict()) if as_json else report.table())

@@ -10,6 +10,9 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 MNIST_SMALL = DATA / "mnist-small"
+FASHION_SMALL = DATA / "fashion-small"      # the first 600/200 Fashion-MNIST images
+# The Debian package dataset-fashion-mnist (installed by .ci/run).
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 # A tiny unconditional dcgan (latent_dim 8) trained for a few steps on the fixture: a real
 # exported model, small enough to commit, for the tests of an unconditional generator.
 TINY_UNCONDITIONAL = DATA / "tiny-dcgan.onnx"

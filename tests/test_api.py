@@ -57,6 +57,13 @@ def test_conditional_labels(default_generator):
     assert np.array_equal(sevens, per_image)
     batch = next(default_generator.batches(4, seed=0, labels=[1, 2, 3, 4]))
     assert batch.labels.tolist() == [1, 2, 3, 4]
+    # Class names from the card work wherever class numbers do.
+    by_name = default_generator.generate(5, seed=0, labels="7")
+    assert np.array_equal(sevens, by_name)
+    batch = next(default_generator.batches(2, seed=0, labels=["1", "2"]))
+    assert batch.labels.tolist() == [1, 2]
+    with pytest.raises(ganlite.UsageError, match="choose from 0, 1, 2"):
+        default_generator.generate(2, labels="sneaker")
 
 
 def test_unconditional_model_refuses_labels(tiny_generator):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 pytest.importorskip("tensorflow")
 from train.data import DataError, load, read_idx  # noqa: E402
 
-from conftest import MNIST_SMALL  # noqa: E402
+from conftest import FASHION_DEBIAN, FASHION_SMALL, MNIST_SMALL  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -71,3 +72,22 @@ def test_missing_folder(tmp_path):
 def test_read_idx_labels_kind():
     labels = read_idx(MNIST_SMALL / "train-labels-idx1-ubyte.gz", "labels")
     assert labels.shape == (600,)
+
+
+def test_fashion_fixture_loads():
+    images, labels = load("fashion_mnist", "train", FASHION_SMALL)
+    assert images.shape == (600, 28, 28) and set(labels.tolist()) == set(range(10))
+
+
+def test_fashion_debian_package():
+    """The full Fashion-MNIST as Debian ships it: 60,000 + 10,000, 6,000 / 1,000 a class."""
+    if not FASHION_DEBIAN.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{FASHION_DEBIAN} missing: .ci/run installs dataset-fashion-mnist")
+        pytest.skip("apt-get install -y dataset-fashion-mnist")
+    images, labels = load("fashion_mnist", "train", FASHION_DEBIAN)
+    assert images.shape == (60_000, 28, 28)
+    assert np.bincount(labels).tolist() == [6_000] * 10
+    test_images, test_labels = load("fashion_mnist", "test", FASHION_DEBIAN)
+    assert test_images.shape == (10_000, 28, 28)
+    assert np.bincount(test_labels).tolist() == [1_000] * 10

@@ -87,3 +87,16 @@ def test_evaluate_default_model_small(cli):
     result = cli("evaluate", "--n", 500)
     assert result.exit_code == 0, result.output
     assert "FCD" in result.output and "recall" in result.output
+    assert "on-label" in result.output
+
+
+def test_on_label_accuracy(evaluator, default_generator, tiny_generator):
+    """Asked for a digit, the default model draws it; the measure itself can fail: the
+    same images scored against a shifted label are almost never right."""
+    report = evaluator.evaluate_generator(default_generator, n=300, seed=2)
+    assert report.label_accuracy.shape == (10,) and report.label_accuracy.min() > 0.9
+    assert report.to_dict()["min_label_accuracy"] > 0.9
+    sevens = default_generator.generate(100, seed=2, labels=7)
+    probs, _ = evaluator.classify(sevens)
+    assert (probs.argmax(axis=1) == 8).mean() < 0.05
+    assert evaluator.evaluate_generator(tiny_generator, n=50).label_accuracy is None

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import MNIST_SMALL  # noqa: E402
+from conftest import FASHION_SMALL, MNIST_SMALL  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,22 @@ def test_train_export_generate(tmp_path, arch, conditional):
     result = _run("ganlite", "generate", "--n", "10", "--out", str(tmp_path / "digits"),
                   "--model", str(out))
     assert len(list((tmp_path / "digits").glob("*.png"))) == 10
+
+
+def test_fashion_conditional(tmp_path):
+    """Fashion-MNIST end to end: its class names reach the card and `--class sneaker`."""
+    run = tmp_path / "run"
+    _run("train", "gan", "--out", str(run), "--data", str(FASHION_SMALL), "--dataset",
+         "fashion_mnist", "--conditional", "--steps", "20", "--sample-every", "20",
+         "--batch-size", "32", "--fcd-samples", "0")
+    out = tmp_path / "fashion.onnx"
+    _run("export", str(run), "--out", str(out))
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["dataset"] == "fashion_mnist" and card["class_names"][7] == "sneaker"
+    _run("ganlite", "generate", "--n", "4", "--out", str(tmp_path / "shoes"), "--model",
+         str(out), "--class", "sneaker,ankle boot")
+    assert sorted(p.name for p in (tmp_path / "shoes").glob("*.png")) == [
+        "0000_7.png", "0001_9.png", "0002_7.png", "0003_9.png"]
 
 
 def test_exported_classifier_parity(tmp_path):

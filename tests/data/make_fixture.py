@@ -1,6 +1,7 @@
-"""Cut the small real MNIST fixture in tests/data/mnist-small from the full IDX files.
+"""Cut the small real fixtures in tests/data from the full IDX files.
 
     python tests/data/make_fixture.py ../shared/datasets/mnist tests/data/mnist-small
+    python tests/data/make_fixture.py /usr/share/datasets/fashion-mnist tests/data/fashion-small
 
 The first 600 training and 200 test digits, in the same four IDX .gz files.
 """
