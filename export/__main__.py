@@ -1,7 +1,8 @@
 """python -m export RUN_DIR --out artifacts/NAME.onnx
 
 Converts a run's final model to ONNX, checks parity with Keras, writes the model card into
-the ONNX metadata (and NAME.json beside it), and for generators a sample grid NAME.png.
+the ONNX metadata (and NAME.json beside it), and for generators a sample grid NAME.png and
+the run's training film NAME-training.gif.
 Everything is written to temporary names first: a failed export leaves nothing behind.
 """
 from __future__ import annotations
@@ -130,6 +131,9 @@ def export_gan(run_dir: Path, out: Path, name: str) -> dict:
     # The Keras model travels with the ONNX one: bench/speed.py compares the two.
     files = {out: data, out.with_suffix(".json"): json.dumps(card, indent=2).encode(),
              out.with_suffix(".keras"): (run_dir / "generator.keras").read_bytes()}
+    film = run_dir / "training.gif"
+    if film.exists():  # the training film travels with the model: NAME-training.gif
+        files[out.with_name(f"{out.stem}-training.gif")] = film.read_bytes()
     _write_all(files)
     _write_grid(out, conditional)
     return card

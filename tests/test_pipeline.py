@@ -43,6 +43,11 @@ def test_train_export_generate(tmp_path, arch, conditional):
     assert card["conditional"] is conditional and card["train_steps"] == 40
     assert card["train_command"].startswith("python -m train gan")
     assert out.with_suffix(".png").is_file()
+    from PIL import Image
+
+    # The training film: the untrained generator's noise, then each snapshot (steps 20, 40).
+    with Image.open(out.with_name(f"tiny-{arch}-training.gif")) as film:
+        assert film.n_frames == 3
 
     import ganlite
 

@@ -95,6 +95,12 @@ class RunLogger(keras.callbacks.Callback):
         print(("\r" + line) if self._tty else line, end="" if self._tty else "\n",
               file=sys.stderr, flush=True)
 
+    def on_train_begin(self, logs=None):
+        # The film starts from the untrained generator's noise, as the tutorial's figures do.
+        if self.step == 0:
+            save_grid(self.sampler(), self.run_dir / "samples" / "step_0000000.png",
+                      columns=self.sampler.columns)
+
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is not None:
             return
