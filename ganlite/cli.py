@@ -192,13 +192,16 @@ def info(model, as_json):
         click.echo(json.dumps(card, indent=2))
         return
     keys = ("name", "kind", "dataset", "architecture", "latent_dim", "conditional",
-            "num_classes", "train_steps", "train_images", "output_format", "parity")
+            "num_classes", "class_names", "train_steps", "train_images", "output_format",
+            "parity")
     click.echo(f"{'path':<14} {path}")
     for key in keys:
         if key in card:
             value = card[key]
             if isinstance(value, dict):
                 value = ", ".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value))
             click.echo(f"{key:<14} {value}")
 
 

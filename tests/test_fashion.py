@@ -29,6 +29,7 @@ def test_listed_with_its_classifier(cli):
     assert card["dataset"] == "fashion_mnist" and card["conditional"] is True
     assert card["class_names"] == ["t-shirt", "trouser", "pullover", "dress", "coat",
                                    "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+    assert "sneaker, bag, ankle-boot" in cli("info", FASHION).output   # the --class choices
 
 
 @pytest.mark.parametrize("spelling", ["ankle-boot", "Ankle boot", "ANKLE_BOOT"])
