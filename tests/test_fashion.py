@@ -70,6 +70,7 @@ def test_real_fashion_images_judged_by_their_own_classifier(cli, tmp_path):
     own = ganlite.Evaluator("fashion_mnist", device="cpu")
     probs, _ = own.classify(images)
     assert (probs.argmax(axis=1) == labels).mean() > 0.85
+    (tmp_path / "real").mkdir()
     for i, image in enumerate(images):
         ganlite.save_png(image, tmp_path / "real" / f"{i:04d}.png")
     fashion_json = json.loads(cli("evaluate", "--images", tmp_path / "real", "--dataset",
