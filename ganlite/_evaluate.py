@@ -50,7 +50,8 @@ class EvaluationReport:
 
     @property
     def score_name(self) -> str:
-        return "MNIST score" if self.dataset == "mnist" else f"{self.dataset} score"
+        return {"mnist": "MNIST score", "fashion_mnist": "Fashion score"}.get(
+            self.dataset, f"{self.dataset} score")
 
     def table(self) -> str:
         shares = "  ".join(f"{k}:{s:5.1%}" for k, s in enumerate(self.class_share))

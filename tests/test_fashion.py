@@ -60,6 +60,7 @@ def test_evaluate_uses_the_fashion_classifier(cli):
     report = json.loads(result.output)
     assert report["dataset"] == "fashion_mnist"
     assert report["fcd"] < 20 and report["min_class_share"] > 0.05
+    assert "Fashion score" in cli("evaluate", "--model", FASHION, "--n", 100).output
 
 
 def test_real_fashion_images_judged_by_their_own_classifier(cli, tmp_path):
