@@ -15,32 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import ROOT, plot_training  # noqa: E402
+from quality import ROOT, evaluate_as_folder, plot_training  # noqa: E402
 
 import ganlite  # noqa: E402
 
 MODEL = "fashion-cdcgan"
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def _real_floor(images: np.ndarray) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        for i, image in enumerate(images):
-            ganlite.save_png(image, Path(folder) / f"{i:05d}.png")
-        result = subprocess.run([sys.executable, "-m", "ganlite", "evaluate", "--images",
-                                 folder, "--dataset", "fashion_mnist", "--json"], cwd=ROOT,
-                                capture_output=True, text=True, check=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return json.loads(result.stdout)
 
 
 def main() -> int:
@@ -65,7 +51,7 @@ def main() -> int:
     predicted = probs.argmax(axis=1)
     real_accuracy = [float((predicted[test_labels == c] == c).mean()) for c in range(10)]
     train_images, _ = load("fashion_mnist", "train", args.data)
-    floor = _real_floor(train_images[:10_000])
+    floor = evaluate_as_folder(train_images[:10_000], "fashion_mnist")
 
     result = {
         "model": first, "fcd_by_seed": [round(r.fcd, 3) for r in reports],

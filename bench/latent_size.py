@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import ROOT, _python_m  # noqa: E402
+from quality import ROOT, _python_m, plot_fcd  # noqa: E402
 
 import ganlite  # noqa: E402
 
@@ -66,11 +66,7 @@ def _plot_curves(runs: dict[int, Path], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for z, run in runs.items():
-        fcd = np.genfromtxt(run / "fcd.csv", delimiter=",", names=True)
-        ax.plot(fcd["step"], fcd["fcd"], marker="o", label=f"z_dim {z}")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("FCD (2,000 EMA samples)")
+        plot_fcd(ax, run, label=f"z_dim {z}")
     ax.set_title("latent size study: FCD during training")
     ax.legend()
     fig.tight_layout()

@@ -61,6 +61,19 @@ def _row(name, report, card):
             "steps": (card or {}).get("train_steps")}
 
 
+def evaluate_as_folder(images: np.ndarray, dataset: str) -> dict:
+    """The JSON report of `ganlite evaluate --images` on these images saved as PNGs: real
+    data judged exactly as a user's folder would be."""
+    with tempfile.TemporaryDirectory() as folder:
+        for i, image in enumerate(images):
+            ganlite.save_png(image, Path(folder) / f"{i:05d}.png")
+        result = subprocess.run([sys.executable, "-m", "ganlite", "evaluate", "--images",
+                                 folder, "--dataset", dataset, "--json"], cwd=ROOT,
+                                capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(result.stdout)
+
+
 def _real_floor(data: Path, out: Path) -> dict:
     """10,000 training digits as PNGs, judged by the CLI exactly as a user would."""
     sys.path.insert(0, str(ROOT))
@@ -69,18 +82,21 @@ def _real_floor(data: Path, out: Path) -> dict:
     images, _ = load_split(data, "train")
     images = images[:10_000]
     ganlite.save_grid(images[:100], out / "d-real-digits.png", columns=10)
-    with tempfile.TemporaryDirectory() as folder:
-        for i, image in enumerate(images):
-            ganlite.save_png(image, Path(folder) / f"{i:05d}.png")
-        result = subprocess.run([sys.executable, "-m", "ganlite", "evaluate", "--images",
-                                 folder, "--json"], cwd=ROOT, capture_output=True, text=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
-    report = json.loads(result.stdout)
+    report = evaluate_as_folder(images, "mnist")
     return {"row": "d-real-digits", "fcd": round(report["fcd"], 2),
             "mnist_score": round(report["mnist_score"], 3),
             "min_share": report["min_class_share"], "max_share": report["max_class_share"],
             "mean_confidence": report["mean_confidence"], "precision": report["precision"],
             "recall": report["recall"], "train_seconds": None, "steps": None}
+
+
+def plot_fcd(ax, run: Path, label: str | None = None) -> None:
+    """A run's FCD curve (fcd.csv: one point per snapshot) on log axes."""
+    fcd = np.genfromtxt(run / "fcd.csv", delimiter=",", names=True)
+    ax.plot(fcd["step"], fcd["fcd"], marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_ylabel("FCD (2,000 EMA samples)")
+    ax.set_xlabel("training step")
 
 
 def plot_training(run: Path, path: Path) -> None:
@@ -91,7 +107,6 @@ def plot_training(run: Path, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     metrics = np.genfromtxt(run / "metrics.csv", delimiter=",", names=True)
-    fcd = np.genfromtxt(run / "fcd.csv", delimiter=",", names=True)
     window = 200
     kernel = np.ones(window) / window
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
@@ -100,10 +115,7 @@ def plot_training(run: Path, path: Path) -> None:
                  label=f"{key} ({window}-step mean)")
     top.set_ylabel("loss")
     top.legend()
-    bottom.plot(fcd["step"], fcd["fcd"], marker="o")
-    bottom.set_yscale("log")
-    bottom.set_ylabel("FCD (2,000 EMA samples)")
-    bottom.set_xlabel("training step")
+    plot_fcd(bottom, run)
     fig.suptitle(f"{run.name}: training curves")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

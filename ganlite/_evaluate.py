@@ -186,10 +186,16 @@ class Evaluator:
         report = self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
                                       progress=progress)
         if generator.conditional:
-            per_class = max(n // generator.num_classes, 1)
             report = dataclasses.replace(report, label_accuracy=self.label_accuracy(
-                generator, per_class, seed, batch_size, progress))
+                generator, _per_class(generator, n), seed, batch_size, progress))
         return report
+
+    @staticmethod
+    def progress_total(generator: Generator, n: int) -> int:
+        """How many progress units evaluate_generator reports: n generated, n classified,
+        and for conditional models n // classes per class for the on-label accuracy."""
+        extra = _per_class(generator, n) * generator.num_classes if generator.conditional else 0
+        return 2 * n + extra
 
     def label_accuracy(self, generator: Generator, per_class: int = 1000, seed: int = 0,
                        batch_size: int = 1000,
@@ -204,6 +210,10 @@ class Evaluator:
                 progress(len(images))
             accuracy[label] = float((probs.argmax(axis=1) == label).mean())
         return accuracy
+
+
+def _per_class(generator: Generator, n: int) -> int:
+    return max(n // generator.num_classes, 1)
 
 
 def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,

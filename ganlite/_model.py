@@ -156,31 +156,34 @@ class Generator:
                              f"choose from {', '.join(self.class_names)}")
         return known.index(key)
 
-    def _labels(self, labels, start: int, count: int, drawn):
-        """Per-image labels: drawn at random, one label for all, or one per image
-        (class numbers, or class names from the card)."""
+    def _resolve_labels(self, labels, n: int):
+        """Labels as given (a class number or name, or one per image) -> None, one int, or
+        int64 [n]: names mapped to class numbers, length and range checked once per run."""
         if labels is None:
-            return drawn
+            return None
         if not self.conditional:
             raise UsageError(f"model {self.name!r} is unconditional: it cannot generate a "
                              f"chosen class (labels/--digit need a conditional model)")
         array = np.asarray(labels)
         if array.dtype.kind in "UO":
             array = np.vectorize(self.class_index, otypes=[np.int64])(array)
-        if array.ndim == 0:
-            array = np.full(count, array)
-        elif array.ndim == 1 and len(array) >= start + count:
-            array = array[start:start + count]
-        else:
-            raise UsageError(f"labels must be one class or one per image ({start + count}), "
+        if array.ndim > 1 or (array.ndim == 1 and len(array) != n):
+            raise UsageError(f"labels must be one class or one per image ({n}), "
                              f"got shape {array.shape}")
         if array.dtype.kind not in "iu":
             raise UsageError(f"labels must be integers, got {array.dtype}")
         bad = array[(array < 0) | (array >= self.num_classes)]
         if bad.size:
-            raise UsageError(f"class {int(bad[0])} out of range: this model has classes "
+            raise UsageError(f"class {int(bad.flat[0])} out of range: this model has classes "
                              f"0-{self.num_classes - 1}")
-        return array.astype(np.int64)
+        return int(array) if array.ndim == 0 else array.astype(np.int64)
+
+    @staticmethod
+    def _slice_labels(labels, start: int, count: int) -> np.ndarray:
+        """int64 [count] labels of images start .. start + count - 1 of resolved labels."""
+        if np.ndim(labels) == 0:
+            return np.full(count, labels, np.int64)
+        return labels[start:start + count]
 
     def decode(self, z: np.ndarray, labels=None) -> np.ndarray:
         """Images of explicit latents z float32 [b, latent_dim] (labels int [b] for
@@ -188,28 +191,23 @@ class Generator:
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise UsageError(f"z must be [batch, {self.latent_dim}], got {list(z.shape)}")
+        labels = self._resolve_labels(labels, len(z))  # raises for unconditional models
         feeds = {self._input_z: z}
         if self._input_label:
             if labels is None:
                 raise UsageError(f"model {self.name!r} is conditional: give labels")
-            feeds[self._input_label] = self._labels(labels, 0, len(z), None)
-        elif labels is not None:
-            self._labels(labels, 0, len(z), None)  # raises: unconditional
+            feeds[self._input_label] = self._slice_labels(labels, 0, len(z))
         return self.session.run([self._output], feeds)[0]
 
     def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
         """Validate generation arguments (UsageError naming the bad one); return
-        (n, seed, start, batch_size) as ints."""
+        (n, seed, start, batch_size, labels): ints, and labels resolved (None, one class
+        number, or int64 [n])."""
         n = _check_int("n", n, 1)
         seed = _check_int("seed", seed, 0, _latents.MAX_SEED)
         start = _check_int("start", start, 0, n)
         batch_size = _check_int("batch_size", batch_size, 1)
-        if labels is not None:
-            if np.ndim(labels) == 1 and len(labels) != n:
-                raise UsageError(f"labels must be one class or one per image ({n}), "
-                                 f"got {len(labels)}")
-            self._labels(labels, 0, n, None)
-        return n, seed, start, batch_size
+        return n, seed, start, batch_size, self._resolve_labels(labels, n)
 
     def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
                 start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
@@ -219,12 +217,13 @@ class Generator:
         class name such as "sneaker") gives every image that class; a sequence of n ints
         or names gives image i the class labels[i].
         """
-        n, seed, start, batch_size = self.check_args(n, seed, labels, start, batch_size)
+        n, seed, start, batch_size, labels = self.check_args(n, seed, labels, start,
+                                                             batch_size)
         for lo in range(start, n, batch_size):
             count = min(batch_size, n - lo)
             z, drawn = _latents.draw(seed, lo, count, self.latent_dim,
                                      self.num_classes if self.conditional else 0)
-            y = self._labels(labels, lo, count, drawn)
+            y = drawn if labels is None else self._slice_labels(labels, lo, count)
             feeds = {self._input_z: z}
             if self._input_label:
                 feeds[self._input_label] = y

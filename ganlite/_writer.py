@@ -71,9 +71,10 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
-    generator.check_args(n, seed, labels, 0, batch_size)  # before touching the folder
+    # Validate before touching the folder; class names become class numbers.
+    n, seed, _, batch_size, labels = generator.check_args(n, seed, labels, 0, batch_size)
     _prepare_folder(out)
-    label_spec = labels if labels is None or np.ndim(labels) == 0 else list(map(int, labels))
+    label_spec = labels if labels is None or np.ndim(labels) == 0 else labels.tolist()
     manifest = {"model": generator.name, "graph_sha256": generator.card["graph_sha256"],
                 "seed": int(seed), "n": int(n), "labels": label_spec, "format": fmt}
     _check_manifest(out, manifest, overwrite)

@@ -251,10 +251,8 @@ def evaluate(model, images, dataset, n, seed, device, as_json):
     else:
         generator = load(model, device=device)
         evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
-        # generate + classify n, then n // classes per class for the on-label accuracy
-        steps = 2 * n + (max(n // generator.num_classes, 1) * generator.num_classes
-                         if generator.conditional else 0)
-        with click.progressbar(length=steps, label="evaluating", file=sys.stderr,
+        with click.progressbar(length=evaluator.progress_total(generator, n),
+                               label="evaluating", file=sys.stderr,
                                hidden=as_json or n < 2000) as bar:
             report = evaluator.evaluate_generator(generator, n, seed, bar.update)
     click.echo(json.dumps(report.to_dict()) if as_json else report.table())

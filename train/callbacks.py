@@ -98,8 +98,11 @@ class RunLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # The film starts from the untrained generator's noise, as the tutorial's figures do.
         if self.step == 0:
-            save_grid(self.sampler(), self.run_dir / "samples" / "step_0000000.png",
-                      columns=self.sampler.columns)
+            self._save_samples()
+
+    def _save_samples(self):
+        save_grid(self.sampler(), self.run_dir / "samples" / f"step_{self.step:07d}.png",
+                  columns=self.sampler.columns)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is not None:
@@ -107,9 +110,7 @@ class RunLogger(keras.callbacks.Callback):
         self.snapshot()
 
     def snapshot(self):
-        grid = self.sampler()
-        save_grid(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png",
-                  columns=self.sampler.columns)
+        self._save_samples()
         self._append_metrics()
         if self.fcd is not None:
             self.fcd(self.step)
