@@ -18,9 +18,12 @@ import numpy as np
 
 from . import _registry
 from ._errors import ModelError, UsageError
-from ._model import Generator, open_session
+from ._model import Generator, _check_int, open_session
 
 CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
+# Samples held in memory for one evaluation (images, features and k-NN distances grow
+# with it; 1,000,000 takes about 1.5 GB). FCD needs 10,000 to compare models.
+MAX_SAMPLES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ class Evaluator:
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
             raise UsageError(f"images must be uint8 [n, 28, 28], got {images.dtype} "
                              f"{list(images.shape)}")
-        if len(images) < 2:
-            raise UsageError("evaluation needs at least 2 images")
+        if not 2 <= len(images) <= MAX_SAMPLES:
+            raise UsageError(f"evaluation takes 2 to {MAX_SAMPLES:,} images, got "
+                             f"{len(images):,}")
         probs, feats = self.classify(images, progress=progress)
         feats64 = feats.astype(np.float64)
         mu, sigma = feats64.mean(axis=0), np.cov(feats64, rowvar=False)
@@ -178,6 +182,7 @@ class Evaluator:
     def evaluate_generator(self, generator: Generator, n: int = 10_000, seed: int = 0,
                            progress: Callable[[int], None] | None = None,
                            batch_size: int = 1000) -> EvaluationReport:
+        n = _check_int("n", n, 2, MAX_SAMPLES)
         images = np.empty((n, 28, 28), np.uint8)
         for batch in generator.batches(n, seed, batch_size=batch_size):
             images[batch.start:batch.start + len(batch.images)] = batch.images

@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -101,6 +102,32 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
     return session, card
 
 
+@dataclass(frozen=True)
+class LabelCycle:
+    """Labels that repeat a list of classes: image i gets classes[i % len(classes)].
+
+    `LabelCycle(range(10))` draws every class in turn (n/10 images each); `LabelCycle([3,
+    7])` alternates 3 and 7. Classes are numbers or class names of the model's card.
+    """
+    classes: tuple[int | str, ...]
+
+    def __init__(self, classes: Iterable[int | str]):
+        object.__setattr__(self, "classes", tuple(classes))
+
+
+# What `labels=` accepts, and what it becomes once checked against a model.
+Labels = Union[int, str, Sequence[Union[int, str]], np.ndarray, LabelCycle, None]
+ResolvedLabels = Union[int, tuple[int, ...], np.ndarray, None]
+
+# generate() holds its result in memory: refuse more than this (batches() streams and
+# write_images() writes to disk without a limit).
+MAX_IN_MEMORY_BYTES = 4 * 2**30
+# Above this, onnxruntime's buffers for one call (~0.3 MB per image for the DCGAN) exceed
+# several GB without being any faster.
+MAX_BATCH_SIZE = 16_384
+IMAGE_BYTES = 28 * 28
+
+
 class Batch(NamedTuple):
     """Images start .. start + len(images) - 1 of a run: uint8 [b, 28, 28], labels [b]."""
     start: int
@@ -156,48 +183,72 @@ class Generator:
                              f"choose from {', '.join(self.class_names)}")
         return known.index(key)
 
-    def _resolve_labels(self, labels, n: int):
-        """Labels as given (a class number or name, or one per image) -> None, one int, or
-        int64 [n]: names mapped to class numbers, length and range checked once per run."""
+    def _resolve_labels(self, labels: Labels, n: int) -> ResolvedLabels:
+        """Labels as given -> None (random), one class number, a tuple of class numbers
+        (a cycle) or int64 [n] (one per image): names mapped to class numbers, length and
+        range checked once per run."""
         if labels is None:
             return None
         if not self.conditional:
             raise UsageError(f"model {self.name!r} is unconditional: it cannot generate a "
-                             f"chosen class (labels/--digit need a conditional model)")
-        array = np.asarray(labels)
-        if array.dtype.kind in "UO":
-            array = np.vectorize(self.class_index, otypes=[np.int64])(array)
+                             f"chosen class (labels need a conditional model)")
+        if isinstance(labels, LabelCycle):
+            classes = self._class_numbers(labels.classes)
+            if classes.ndim != 1 or not len(classes):
+                raise UsageError("a label cycle needs at least one class")
+            return tuple(int(c) for c in classes)
+        array = self._class_numbers(labels)
         if array.ndim > 1 or (array.ndim == 1 and len(array) != n):
             raise UsageError(f"labels must be one class or one per image ({n}), "
                              f"got shape {array.shape}")
+        return int(array) if array.ndim == 0 else array.astype(np.int64)
+
+    def _class_numbers(self, labels: object) -> np.ndarray:
+        """Class numbers or names (any shape) -> int array, each checked in range."""
+        try:
+            array = np.asarray(labels)
+        except (ValueError, TypeError):
+            raise UsageError(f"labels must be class numbers or names, got {labels!r:.80}") \
+                from None
+        if array.dtype.kind in "UO":
+            array = np.vectorize(self.class_index, otypes=[np.int64])(array) if array.size \
+                else array.astype(np.int64)
         if array.dtype.kind not in "iu":
-            raise UsageError(f"labels must be integers, got {array.dtype}")
+            raise UsageError(f"labels must be class numbers or names, got {array.dtype}")
         bad = array[(array < 0) | (array >= self.num_classes)]
         if bad.size:
             raise UsageError(f"class {int(bad.flat[0])} out of range: this model has classes "
                              f"0-{self.num_classes - 1}")
-        return int(array) if array.ndim == 0 else array.astype(np.int64)
+        return array
 
     @staticmethod
-    def _slice_labels(labels, start: int, count: int) -> np.ndarray:
+    def _slice_labels(labels: ResolvedLabels, start: int, count: int) -> np.ndarray:
         """int64 [count] labels of images start .. start + count - 1 of resolved labels."""
+        if isinstance(labels, tuple):
+            return np.asarray(labels, np.int64)[np.arange(start, start + count) % len(labels)]
         if np.ndim(labels) == 0:
             return np.full(count, labels, np.int64)
         return labels[start:start + count]
 
-    def decode(self, z: np.ndarray, labels=None) -> np.ndarray:
+    def decode(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
         """Images of explicit latents z float32 [b, latent_dim] (labels int [b] for
         conditional models) as uint8 [b, 28, 28]."""
-        z = np.asarray(z, np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+        try:
+            z = np.asarray(z, np.float32)
+        except (ValueError, TypeError):
+            raise UsageError(f"z must be float32 [batch, {self.latent_dim}]") from None
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
             raise UsageError(f"z must be [batch, {self.latent_dim}], got {list(z.shape)}")
-        labels = self._resolve_labels(labels, len(z))  # raises for unconditional models
-        feeds = {self._input_z: z}
-        if self._input_label:
-            if labels is None:
-                raise UsageError(f"model {self.name!r} is conditional: give labels")
-            feeds[self._input_label] = self._slice_labels(labels, 0, len(z))
-        return self.session.run([self._output], feeds)[0]
+        if len(z) > MAX_BATCH_SIZE:
+            raise UsageError(f"decode() takes at most {MAX_BATCH_SIZE} latents at a time, "
+                             f"got {len(z)}")
+        if not np.isfinite(z).all():
+            raise UsageError("z holds NaN or infinite values")
+        resolved = self._resolve_labels(labels, len(z))  # raises for unconditional models
+        if self._input_label and resolved is None:
+            raise UsageError(f"model {self.name!r} is conditional: give labels")
+        return self._images(z, None if resolved is None
+                            else self._slice_labels(resolved, 0, len(z)))
 
     def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
         """Validate generation arguments (UsageError naming the bad one); return
@@ -206,34 +257,57 @@ class Generator:
         n = _check_int("n", n, 1)
         seed = _check_int("seed", seed, 0, _latents.MAX_SEED)
         start = _check_int("start", start, 0, n)
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = _check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
         return n, seed, start, batch_size, self._resolve_labels(labels, n)
 
-    def batches(self, n: int, seed: int = 0, *, labels: int | Sequence[int] | None = None,
+    def batches(self, n: int, seed: int = 0, *, labels: Labels = None,
                 start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
         """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
 
         labels (conditional models): None draws a random class per image; an int (or a
         class name such as "sneaker") gives every image that class; a sequence of n ints
-        or names gives image i the class labels[i].
+        or names gives image i the class labels[i]; a LabelCycle repeats its classes.
         """
         n, seed, start, batch_size, labels = self.check_args(n, seed, labels, start,
                                                              batch_size)
         for lo in range(start, n, batch_size):
-            count = min(batch_size, n - lo)
-            z, drawn = _latents.draw(seed, lo, count, self.latent_dim,
-                                     self.num_classes if self.conditional else 0)
-            y = drawn if labels is None else self._slice_labels(labels, lo, count)
-            feeds = {self._input_z: z}
-            if self._input_label:
-                feeds[self._input_label] = y
-            images = self.session.run([self._output], feeds)[0]
-            yield Batch(lo, images, y)
+            z, y = self._inputs(seed, lo, min(batch_size, n - lo), labels)
+            yield Batch(lo, self._images(z, y), y)
 
-    def generate(self, n: int, seed: int = 0, *, labels=None, batch_size: int = 256):
-        """n images as uint8 [n, 28, 28] (0 = black, 255 = white)."""
-        return np.concatenate([b.images for b in self.batches(
-            n, seed, labels=labels, batch_size=batch_size)])
+    def _inputs(self, seed: int, start: int, count: int,
+                labels: ResolvedLabels) -> tuple[np.ndarray, np.ndarray | None]:
+        """Latents float32 [count, latent_dim] and labels int64 [count] (None for
+        unconditional models) of images start .. start + count - 1 of a run."""
+        z, drawn = _latents.draw(seed, start, count, self.latent_dim,
+                                 self.num_classes if self.conditional else 0)
+        return z, (drawn if labels is None else self._slice_labels(labels, start, count))
+
+    def _images(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """uint8 [b, 28, 28] images of latents z [b, latent_dim] (and labels [b])."""
+        feeds = {self._input_z: z}
+        if self._input_label:
+            feeds[self._input_label] = labels
+        return self.session.run([self._output], feeds)[0]
+
+    def generate(self, n: int, seed: int = 0, *, labels: Labels = None,
+                 batch_size: int = 256) -> np.ndarray:
+        """n images as uint8 [n, 28, 28] (0 = black, 255 = white), held in memory.
+
+        Raises:
+            UsageError: a bad argument, or a result larger than MAX_IN_MEMORY_BYTES (4 GiB,
+                about 5.4 million images): stream with batches() or write to disk with
+                write_images() instead.
+        """
+        n = _check_int("n", n, 1)
+        if n * IMAGE_BYTES > MAX_IN_MEMORY_BYTES:
+            raise UsageError(f"{n:,} images need {n * IMAGE_BYTES / 2**30:,.1f} GiB in memory; "
+                             f"generate() returns at most {MAX_IN_MEMORY_BYTES // IMAGE_BYTES:,}"
+                             f" images: use batches() to stream them or write_images() to "
+                             f"write them to disk")
+        images = np.empty((n, 28, 28), np.uint8)
+        for batch in self.batches(n, seed, labels=labels, batch_size=batch_size):
+            images[batch.start:batch.start + len(batch.images)] = batch.images
+        return images
 
 
 def load(model: str | os.PathLike | None = None, device: str = "auto",

@@ -27,6 +27,9 @@ def builtin_models() -> dict[str, Path]:
 
 def resolve(model: str | os.PathLike | None) -> Path:
     """A built-in name, a path, or None (the default model) -> the .onnx path."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise UnknownModelError(f"a model is a built-in name or a path, got "
+                                f"{type(model).__name__} {model!r:.60}")
     models = builtin_models()
     if model is None or model == "default":
         model = DEFAULT_MODEL

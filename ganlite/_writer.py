@@ -1,142 +1,396 @@
-"""Writing a run of generated images to a folder: resumable, atomic, never clobbering.
+"""Writing a run of generated images to a folder: one writer at a time, resumable, atomic,
+bounded, never mixing two runs.
 
-The folder gets a manifest (.ganlite-run.json) naming the model, seed, count and labels.
-Rerunning the same command completes a partial folder (image i is a pure function of
-(model, seed, i), so the bytes equal an uninterrupted run's); a different run into the
-same folder is refused unless overwrite=True.
+The folder gets a manifest (.ganlite-run.json) naming the model, seed, count and the rule
+that gave the labels. Rerunning the same command completes a partial folder (image i is a
+pure function of (model, seed, i), so the bytes equal an uninterrupted run's) and rewrites
+nothing that is already there; a different run into the same folder is refused unless
+overwrite=True, which first removes every file a ganlite run writes (and nothing else).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ._errors import OutputError
-from ._images import atomic_write_bytes, png_bytes
-from ._model import Generator
+from . import _files
+from ._errors import OutputError, UsageError
+from ._images import png_bytes
+from ._model import IMAGE_BYTES, Generator, Labels, ResolvedLabels
 
 MANIFEST = ".ganlite-run.json"
 FORMATS = ("png", "npy")
+# What ganlite writes into a run folder; only these are ever removed (overwrite, debris).
+_IMAGE_FILE = re.compile(r"^\d{4,}(?:_\d+)?\.png$")
+_NPY_FILES = ("images.npy", "labels.npy")
+# A 28x28 grayscale PNG at compress_level 1 is 100-900 bytes (812 raw bytes, stored
+# uncompressed at worst, plus ~70 bytes of chunks); each file also takes at least one
+# allocation unit of the file system.
+_PNG_MAX_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What write_images did.
+
+    Attributes:
+        folder: the output folder.
+        n: images in the run.
+        written: images written by this call (0: the folder already held the whole run).
+        resumed_at: the first image this call generated (0 for a fresh run).
+        others: files in the folder that ganlite did not write (left alone).
+    """
+    folder: Path
+    n: int
+    written: int
+    resumed_at: int
+    others: tuple[str, ...]
 
 
 def file_name(index: int, n: int, label: int | None) -> str:
+    """The PNG name of image `index` of a run of n: 0042.png, or 0042_7.png (class 7)."""
     width = max(4, len(str(n - 1)))
     return f"{index:0{width}d}" + (f"_{label}" if label is not None else "") + ".png"
 
 
-def _prepare_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create folder ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"--out {out}: folder is not writable")
+def is_run_file(name: str) -> bool:
+    """True for the names a ganlite run writes: images, npy arrays, the manifest."""
+    return bool(_IMAGE_FILE.match(name)) or name in _NPY_FILES or name == MANIFEST
 
 
-def _check_manifest(out: Path, manifest: dict, overwrite: bool) -> None:
-    path = out / MANIFEST
-    if path.exists() and not overwrite:
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if previous != manifest:
-            what = (f"model {previous.get('model')!r}, seed {previous.get('seed')}, "
-                    f"n {previous.get('n')}" if isinstance(previous, dict) else "unknown")
-            raise OutputError(f"--out {out} holds images of another run ({what}); pass "
-                              f"--overwrite to replace them, or choose another folder")
-    elif not path.exists() and not overwrite and any(
-            p.suffix in (".png", ".npy") for p in out.iterdir()):
-        raise OutputError(f"--out {out} already holds images not written by ganlite; pass "
-                          f"--overwrite to write into it anyway, or choose another folder")
-    atomic_write_bytes(path, json.dumps(manifest, indent=1).encode())
+def _label_rule(generator: Generator, labels: ResolvedLabels) -> object:
+    """The manifest's record of the labels: a rule, not one entry per image."""
+    if not generator.conditional:
+        return None
+    if labels is None:
+        return "random"
+    if isinstance(labels, tuple):
+        return {"cycle": list(labels)}
+    if isinstance(labels, np.ndarray):
+        digest = hashlib.sha256(labels.astype("<i8").tobytes()).hexdigest()
+        return {"per_image_sha256": digest}
+    return {"class": int(labels)}
 
 
 def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int = 0, *,
-                 labels=None, batch_size: int = 256, fmt: str = "png",
+                 labels: Labels = None, batch_size: int = 256, fmt: str = "png",
                  overwrite: bool = False, workers: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> int:
-    """Generate n images into folder `out`; return how many files were newly written.
+                 progress: Callable[[int], None] | None = None) -> WriteResult:
+    """Generate n images into folder `out`, or complete an interrupted run there.
 
     png: one file per image, named 0042.png (0042_7.png for conditional models, 7 being
-    the class). npy: images.npy uint8 [n, 28, 28] (and labels.npy), written atomically.
-    progress(k) is called as each batch of k images is done (or found already done).
+    the class). npy: images.npy uint8 [n, 28, 28] (and labels.npy int64 [n]), streamed to
+    a temporary file that a rerun resumes, then renamed into place.
+
+    Args:
+        generator: a loaded model.
+        n: how many images in the run.
+        out: the folder (created if missing).
+        seed: same (model, seed) -> same bytes for image i.
+        labels: conditional models: None (random classes), a class, one class per image,
+            or a LabelCycle.
+        batch_size: images per onnxruntime call.
+        fmt: "png" or "npy".
+        overwrite: replace another run's files in `out` (files ganlite did not write are
+            left alone and listed in the result).
+        workers: PNG encoding threads (default 1: it overlaps with inference).
+        progress: called with k as each k images are done (or found already done).
+
+    Returns:
+        A WriteResult.
+
+    Raises:
+        UsageError: a bad argument.
+        OutputError: the folder cannot be written, another run is writing into it, it
+            holds another run's images (and not overwrite), the run does not fit on the
+            disk, or an OS error while writing (disk full, permission denied).
+        ModelError: the model returned something that is not a batch of images.
     """
     if fmt not in FORMATS:
-        raise OutputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown image format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    n, seed, _, batch_size, resolved = generator.check_args(n, seed, labels, 0, batch_size)
+    workers = 1 if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise UsageError(f"workers must be an integer between 1 and 64, got {workers!r}")
     out = Path(out)
-    # Validate before touching the folder; class names become class numbers.
-    n, seed, _, batch_size, labels = generator.check_args(n, seed, labels, 0, batch_size)
-    _prepare_folder(out)
-    label_spec = labels if labels is None or np.ndim(labels) == 0 else labels.tolist()
-    manifest = {"model": generator.name, "graph_sha256": generator.card["graph_sha256"],
-                "seed": int(seed), "n": int(n), "labels": label_spec, "format": fmt}
-    _check_manifest(out, manifest, overwrite)
-    if fmt == "npy":
-        return _write_npy(generator, n, out, seed, labels, batch_size, progress)
-
-    existing = set() if overwrite else {p.name for p in out.iterdir()}
-    written = 0
-    # One writer thread overlaps PNG encoding with inference; more threads measured no
-    # faster on 2 cores (PIL holds the GIL for 28x28 encodes, onnxruntime uses the cores).
-    with ThreadPoolExecutor(max_workers=workers or 1) as pool:
-        pending = []
-        for batch in generator.batches(n, seed, labels=labels, batch_size=batch_size):
-            names = [file_name(batch.start + k, n,
-                               None if batch.labels is None else int(batch.labels[k]))
-                     for k in range(len(batch.images))]
-            todo = [(name, image) for name, image in zip(names, batch.images)
-                    if name not in existing]
-            written += len(todo)
-            pending.append((len(names), pool.submit(_write_pngs, out, todo)))
-            # Bounded memory: at most a few batches in flight.
-            while len(pending) > 2:
-                count, future = pending.pop(0)
-                future.result()
-                if progress:
-                    progress(count)
-        for count, future in pending:
-            future.result()
-            if progress:
-                progress(count)
-    return written
-
-
-def _write_pngs(out: Path, items) -> None:
-    for name, image in items:
-        atomic_write_bytes(out / name, png_bytes(image, compress_level=1))
-
-
-def _write_npy(generator, n, out, seed, labels, batch_size, progress) -> int:
-    """Stream batches into images.npy (and labels.npy) without holding them all."""
-    targets = [("images.npy", (n, 28, 28), "|u1")]
-    if generator.conditional:
-        targets.append(("labels.npy", (n,), "<i8"))
-    tmps = {name: out / f".{name}.{os.getpid()}.tmp" for name, _, _ in targets}
-    files = {}
+    manifest = {"model": generator.name, "model_sha256": generator.card.get("model_sha256"),
+                "seed": seed, "n": n, "labels": _label_rule(generator, resolved),
+                "format": fmt}
+    created = not out.exists()
+    _files.make_folder(out, "output folder")
+    run = _Run(generator, out, manifest, resolved, batch_size, progress)
     try:
-        for name, shape, descr in targets:
-            files[name] = open(tmps[name], "wb")
-            np.lib.format.write_array_header_1_0(
-                files[name], {"descr": descr, "fortran_order": False, "shape": shape})
-        for batch in generator.batches(n, seed, labels=labels, batch_size=batch_size):
-            files["images.npy"].write(np.ascontiguousarray(batch.images, np.uint8).tobytes())
-            if "labels.npy" in files:
-                files["labels.npy"].write(batch.labels.astype("<i8").tobytes())
-            if progress:
-                progress(len(batch.images))
-        for name, f in files.items():
-            f.close()
-            os.replace(tmps[name], out / name)
+        with _files.FolderLock(out):
+            others = run.prepare(overwrite)
+            if fmt == "npy":
+                written, resumed_at = run.write_npy()
+            else:
+                written, resumed_at = run.write_pngs(workers)
     except BaseException:
-        for name, f in files.items():
-            f.close()
-            tmps[name].unlink(missing_ok=True)
+        run.undo_if_empty(created)
         raise
-    return len(targets)
+    return WriteResult(out, n, written, resumed_at, others)
+
+
+class _Run:
+    """One call of write_images, holding the folder's lock."""
+
+    def __init__(self, generator: Generator, out: Path, manifest: dict,
+                 labels: ResolvedLabels, batch_size: int,
+                 progress: Callable[[int], None] | None):
+        self.generator, self.out, self.manifest = generator, out, manifest
+        self.n, self.seed, self.fmt = manifest["n"], manifest["seed"], manifest["format"]
+        self.labels, self.batch_size = labels, batch_size
+        self.progress = progress or (lambda k: None)
+        self.wrote_manifest = False
+        self.written = 0
+        self.existing: set[str] = set()
+        self.targets: list[_NpyFile] = []
+
+    def _listing(self) -> list[str]:
+        try:
+            return os.listdir(self.out)
+        except OSError as e:
+            raise _files.os_error(self.out, e, "cannot list folder") from None
+
+    def _previous_manifest(self) -> object:
+        try:
+            return json.loads((self.out / MANIFEST).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return "damaged"
+
+    def prepare(self, overwrite: bool) -> tuple[str, ...]:
+        """Decide what the folder holds; refuse, clear or resume; check the space; write
+        the manifest. Returns the names of files that ganlite did not write."""
+        names = self._listing()
+        previous = self._previous_manifest()
+        same_run = previous == self.manifest
+        owned = [name for name in names if is_run_file(name)
+                 or is_run_file(_files.temporary_target(name) or "")]
+        others = tuple(sorted(name for name in names
+                              if name not in owned and name != _files.LOCK_NAME))
+        if not same_run and not overwrite:
+            if isinstance(previous, dict):
+                differs = ", ".join(k for k in self.manifest if previous.get(k) != self.manifest[k])
+                raise OutputError(
+                    f"{self.out}: holds images of another run (model "
+                    f"{previous.get('model')!r}, seed {previous.get('seed')}, n "
+                    f"{previous.get('n')}; differs in {differs}); overwrite them or choose "
+                    f"another folder")
+            if previous == "damaged":
+                raise OutputError(f"{self.out}: its run manifest {MANIFEST} is damaged; "
+                                  f"overwrite the folder or choose another one")
+            strays = [name for name in names if name.endswith((".png", ".npy"))]
+            if strays:
+                raise OutputError(f"{self.out}: already holds images that no ganlite run "
+                                  f"manifest describes ({strays[0]}, ...); overwrite them or "
+                                  f"choose another folder")
+        # The manifest goes first: a clearing cut short leaves no manifest, so the
+        # remaining files are refused as strays, never taken for this run's.
+        if not same_run:
+            doomed = ([MANIFEST] if MANIFEST in owned else []) + \
+                     [name for name in owned if name != MANIFEST]
+        else:  # debris of killed runs; a resumable npy file is kept
+            doomed = [name for name in owned if _files.temporary_target(name)
+                      and not name.endswith(".ganlite-partial.tmp")]
+        failed = _files.remove_quietly([self.out / name for name in doomed])
+        if failed:
+            raise OutputError(f"{failed[0]}: cannot remove it (the folder is not writable?)")
+        if not same_run:
+            names = [name for name in names if name not in doomed]
+        self.existing = {name for name in names if _IMAGE_FILE.match(name)}
+        self._check_space()
+        if not same_run:
+            _files.atomic_write_bytes(self.out / MANIFEST,
+                                      json.dumps(self.manifest, indent=1).encode())
+            self.wrote_manifest = True
+        return others
+
+    def _check_space(self) -> None:
+        if self.fmt == "npy":
+            self.targets = self._npy_targets()
+            needed = sum(t.size - t.have for t in self.targets)
+            files = sum(1 for t in self.targets if t.have == 0)
+        else:
+            files = max(self.n - len(self.existing), 0)
+            needed = files * max(_PNG_MAX_BYTES, _files.block_size(self.out))
+        _files.check_free_space(self.out, needed, files, f"a run of {self.n:,} images")
+
+    def undo_if_empty(self, created: bool) -> None:
+        """After a failure before any image reached the folder: remove what this call
+        wrote (the manifest, an empty npy temporary) and the folder if this call made it."""
+        names = set(self._listing_or_empty())
+        if any(_IMAGE_FILE.match(name) or name in _NPY_FILES for name in names):
+            return
+        partials = [self.out / name for name in names if name.endswith(".ganlite-partial.tmp")]
+        if any(_size_of(p) > 128 for p in partials):  # holds rows: keep it for a resume
+            return
+        _files.remove_quietly(partials)
+        if self.wrote_manifest:
+            _files.remove_quietly([self.out / MANIFEST])
+        if created:
+            _files.remove_quietly([self.out / _files.LOCK_NAME])
+            try:
+                self.out.rmdir()
+            except OSError:
+                pass
+
+    def _listing_or_empty(self) -> list[str]:
+        try:
+            return os.listdir(self.out)
+        except OSError:
+            return []
+
+    # -- png ----------------------------------------------------------------------------
+    def write_pngs(self, workers: int) -> tuple[int, int]:
+        g, n = self.generator, self.n
+        if len(self.existing) >= n:
+            self.progress(n)
+            return 0, n
+        resumed_at = None
+        # PNG encoding overlaps inference in the pool; one thread measured as fast as more
+        # on 2 cores (PIL holds the GIL for 28x28 encodes, onnxruntime uses the cores).
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[tuple[int, Future]] = deque()
+            for lo in range(0, n, self.batch_size):
+                count = min(self.batch_size, n - lo)
+                z, y = g._inputs(self.seed, lo, count, self.labels)
+                names = [file_name(lo + k, n, None if y is None else int(y[k]))
+                         for k in range(count)]
+                todo = [k for k, name in enumerate(names) if name not in self.existing]
+                if not todo:
+                    self.progress(count)
+                    continue
+                resumed_at = lo if resumed_at is None else resumed_at
+                images = g._images(z, y)
+                items = [(names[k], images[k]) for k in todo]
+                pending.append((count, pool.submit(self._write_pngs, items)))
+                while len(pending) > 2:  # bounded memory: a few batches in flight
+                    self._finish(*pending.popleft())
+            while pending:
+                self._finish(*pending.popleft())
+        return self.written, resumed_at or 0
+
+    def _finish(self, count: int, future: Future) -> None:
+        self.written += future.result()
+        self.progress(count)
+
+    def _write_pngs(self, items: list[tuple[str, np.ndarray]]) -> int:
+        for name, image in items:
+            _files.atomic_write_bytes(self.out / name, png_bytes(image, compress_level=1))
+        return len(items)
+
+    # -- npy ----------------------------------------------------------------------------
+    def _npy_targets(self) -> list[_NpyFile]:
+        targets = [_NpyFile(self.out / "images.npy", (self.n, 28, 28), "|u1", IMAGE_BYTES)]
+        if self.generator.conditional:
+            targets.append(_NpyFile(self.out / "labels.npy", (self.n,), "<i8", 8))
+        return targets
+
+    def write_npy(self) -> tuple[int, int]:
+        """Append the missing images to each file's resumable temporary, then rename."""
+        start = min(t.done for t in self.targets)
+        self.progress(start)
+        open_files = [t for t in self.targets if not t.final]
+        if start < self.n:
+            try:
+                for t in open_files:
+                    t.open_at(start)
+                for lo in range(start, self.n, self.batch_size):
+                    z, y = self.generator._inputs(self.seed, lo,
+                                                  min(self.batch_size, self.n - lo),
+                                                  self.labels)
+                    images = self.generator._images(z, y)
+                    for t in open_files:
+                        t.append(images if t.item == IMAGE_BYTES else y.astype("<i8"))
+                    self.written += len(images)
+                    self.progress(len(images))
+            finally:
+                for t in open_files:
+                    t.close()
+        for t in open_files:
+            t.publish()
+        return self.written, start
+
+
+class _NpyFile:
+    """One .npy output written through `.NAME.ganlite-partial.tmp`: a header, then rows
+    appended in order, so that the rows on disk after any crash are a prefix of the run."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], descr: str, item: int):
+        self.path, self.item = path, item
+        self.partial = _files.temporary_name(path, partial=True)
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": descr, "fortran_order": False, "shape": shape})
+        self.header = buf.getvalue()
+        self.size = len(self.header) + shape[0] * item
+        self.n = shape[0]
+        self.file: io.BufferedRandom | None = None
+        self.final = _size_of(path) == self.size
+        self.have = self.size if self.final else self._partial_bytes()
+        self.done = self.n if self.final else max(self.have - len(self.header), 0) // item
+
+    def _partial_bytes(self) -> int:
+        """Bytes of a valid partial file from an earlier try (0 if none or not ours)."""
+        try:
+            with open(self.partial, "rb") as f:
+                if f.read(len(self.header)) != self.header:
+                    return 0
+                return min(os.fstat(f.fileno()).st_size, self.size)
+        except OSError:
+            return 0
+
+    def open_at(self, start: int) -> None:
+        try:
+            if start and self.done >= start:
+                self.file = open(self.partial, "r+b")
+            else:
+                self.file = open(self.partial, "wb")
+                self.file.write(self.header)
+            self.file.truncate(len(self.header) + start * self.item)
+            self.file.seek(0, os.SEEK_END)
+        except OSError as e:
+            raise _files.os_error(self.path, e) from None
+
+    def append(self, rows: np.ndarray) -> None:
+        assert self.file is not None
+        try:
+            self.file.write(np.ascontiguousarray(rows).tobytes())
+        except OSError as e:
+            raise _files.os_error(self.path, e) from None
+
+    def close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as e:
+                self.file = None
+                raise _files.os_error(self.path, e) from None
+            self.file = None
+
+    def publish(self) -> None:
+        try:
+            if _size_of(self.partial) != self.size:
+                raise OutputError(f"{self.partial}: incomplete after writing; rerun to resume")
+            os.replace(self.partial, self.path)
+        except OSError as e:
+            raise _files.os_error(self.path, e) from None
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1

@@ -4,33 +4,74 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import signal
 import sys
 
 import click
-import numpy as np
 
 from . import _latents, _registry
-from ._errors import GanliteError, UsageError
+from ._errors import GanliteError, OutputError, UsageError
+from ._evaluate import MAX_SAMPLES
+from ._interpolate import MAX_FRAMES
+from ._model import MAX_BATCH_SIZE, LabelCycle
 from ._providers import DEVICES
 
 
 def _errors_to_exit(func):
+    """Library errors -> one line on stderr and exit 2 (usage) or 1 (runtime). OSErrors
+    that escape the library (standard output closed or full) and MemoryError too: never
+    a traceback."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full or closed stdout fails here, not at exit
+            return result
         except UsageError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(2)
+            _fail(str(e), 2)
         except GanliteError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
+            _fail(str(e), 1)
         except KeyboardInterrupt:
-            click.echo("\nInterrupted: files written so far are complete; rerun the same "
-                       "command to finish.", err=True)
-            sys.exit(130)
+            _fail("\nInterrupted: files written so far are complete; rerun the same "
+                  "command to finish.", 130, prefix="")
+        except OSError as e:
+            _silence_stdout()
+            where = e.filename or "standard output"
+            _fail(f"{where}: {e.strerror or type(e).__name__}", 1)
+        except MemoryError:
+            _fail("out of memory: use a smaller --batch-size or --n", 1)
     return wrapper
+
+
+def _fail(message: str, status: int, prefix: str = "Error: ") -> None:
+    """Print one line to stderr (if it can be written) and exit with `status`."""
+    try:
+        click.echo(f"{prefix}{message}", err=True)
+    except OSError:
+        pass
+    sys.exit(status)
+
+
+def _silence_stdout() -> None:
+    """Point a broken stdout at /dev/null, so that the interpreter's final flush of what
+    is still buffered cannot print an 'Exception ignored' traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _emit(text: str) -> None:
+    """Write the command's result to standard output; a closed stdout is an error, not
+    silence."""
+    if sys.stdout is None:
+        raise OutputError("standard output is closed: nothing to write the result to")
+    click.echo(text)
 
 
 def _sigterm_as_interrupt():
@@ -54,10 +95,11 @@ def main():
     """Generate and evaluate handwritten digits with small ONNX GAN models."""
 
 
-def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balanced: bool,
-                   n: int):
+def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balanced: bool):
     """--digit 7 --digit 3 / --digit 3,7 (class numbers) or --class sneaker (class names,
-    from the model's card) -> per-image labels; --balanced -> i % classes."""
+    from the model's card) -> the labels of the run: one class, or a LabelCycle (several
+    classes share the images in turn: --digit 3,7 -> 3, 7, 3, 7, ...; --balanced -> every
+    class in turn)."""
     if balanced and (digits or names):
         raise UsageError("--balanced cannot be combined with --digit or --class")
     if not digits and not names and not balanced:
@@ -66,12 +108,12 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
         raise UsageError(f"model {model.name!r} is unconditional: --digit/--class/--balanced "
                          f"need a conditional model")
     if balanced:
-        return np.arange(n) % model.num_classes
-    chosen = []
+        return LabelCycle(range(model.num_classes))
+    chosen: list[int | str] = []
     for item in digits:
         for part in item.split(","):
             part = part.strip()
-            if not part.lstrip("-").isdigit():
+            if not re.fullmatch(r"-?[0-9]+", part):
                 raise UsageError(f"--digit {part!r} is not a class number 0-"
                                  f"{model.num_classes - 1}")
             value = int(part)
@@ -80,8 +122,7 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
             chosen.append(value)
     for item in names:
         chosen.extend(model.class_index(part) for part in item.split(","))
-    # Several classes share the n images in turn: --digit 3,7 --n 4 -> 3, 7, 3, 7.
-    return np.resize(np.array(chosen, np.int64), n)
+    return chosen[0] if len(chosen) == 1 else LabelCycle(chosen)
 
 
 @main.command()
@@ -91,8 +132,8 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
 @seed_option
 @model_option
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Images per onnxruntime call (memory grows with it).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=256,
+              show_default=True, help="Images per onnxruntime call (memory grows with it).")
 @click.option("--digit", "digits", multiple=True, metavar="D[,D...]",
               help="Class(es) to generate (conditional models); repeatable.")
 @click.option("--class", "class_names", multiple=True, metavar="NAME[,NAME...]",
@@ -102,38 +143,50 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
               help="Also save the first 100 images as one grid PNG.")
 @click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png",
               show_default=True, help="png files, or one images.npy for bulk use.")
-@click.option("--overwrite", is_flag=True, help="Replace images of another run in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace another run's files in --out (other files are left alone).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors_to_exit
 def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
              fmt, overwrite, quiet):
     """Generate N images into folder OUT."""
+    from ._files import check_new_file
+    from ._images import save_grid
     from ._model import load
     from ._writer import write_images
 
     _sigterm_as_interrupt()
     generator = load(model, device=device)
-    labels = _parse_classes(generator, digits, class_names, balanced, n)
+    labels = _parse_classes(generator, digits, class_names, balanced)
+    if grid:
+        check_new_file(grid, "grid file")
     with click.progressbar(length=n, label="generating", file=sys.stderr,
                            hidden=quiet or n < 1000) as bar:
-        written = write_images(generator, n, out, seed, labels=labels,
-                               batch_size=batch_size, fmt=fmt, overwrite=overwrite,
-                               progress=bar.update)
+        result = write_images(generator, n, out, seed, labels=labels,
+                              batch_size=batch_size, fmt=fmt, overwrite=overwrite,
+                              progress=bar.update)
     if grid:
-        from ._images import save_grid
-
-        first = generator.generate(min(n, 100), seed, batch_size=batch_size,
-                                   labels=None if labels is None else labels[:100])
-        save_grid(first, grid, columns=10)
-    what = f"{written} files" if fmt == "png" else "images.npy"
-    click.echo(f"wrote {what} to {out} ({n} images, model {generator.name}, seed {seed}, "
-               f"{generator.providers[0]})", err=True)
+        save_grid(generator.generate(min(n, 100), seed, batch_size=batch_size, labels=labels),
+                  grid, columns=10)
+    what = f"{n} images as PNG files" if fmt == "png" else "images.npy"
+    if result.written == 0:
+        done = f"{out} already holds this run ({what}): nothing to do"
+    elif result.resumed_at:
+        done = f"resumed at image {result.resumed_at}: wrote {result.written} images to {out}"
+    else:
+        done = f"wrote {result.written} images to {out}"
+    click.echo(f"{done} (model {generator.name}, seed {seed}, {generator.providers[0]})",
+               err=True)
+    if overwrite and result.others:
+        shown = ", ".join(result.others[:5]) + (", ..." if len(result.others) > 5 else "")
+        click.echo(f"left {len(result.others)} file(s) ganlite did not write in {out}: "
+                   f"{shown}", err=True)
 
 
 @main.command()
 @click.option("--seeds", default="0,1,2,3", show_default=True, metavar="S,S[,S...]",
               help="Walk through the latents of these seeds (image 0 of each).")
-@click.option("--steps", type=click.IntRange(min=2), default=24, show_default=True,
+@click.option("--steps", type=click.IntRange(2, MAX_FRAMES), default=24, show_default=True,
               help="Frames from one seed to the next.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Animated GIF.")
 @click.option("--frames", type=click.Path(file_okay=False), default=None,
@@ -148,6 +201,7 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
 @_errors_to_exit
 def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, model, device):
     """A latent walk (spherical interpolation) as an animated GIF."""
+    from ._files import check_new_file, make_folder
     from ._interpolate import label_walk, save_animation, walk
     from ._model import load
 
@@ -159,6 +213,9 @@ def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, mod
         raise UsageError(f"--seeds {seeds!r}: seeds must be between 0 and {_latents.MAX_SEED}")
     if digit is not None and class_name is not None:
         raise UsageError("give --digit or --class, not both")
+    check_new_file(out, "animation file")
+    if frames is not None:
+        make_folder(frames, "frames folder")
     generator = load(model, device=device)
     if class_name is not None:
         digit = generator.class_index(class_name)
@@ -189,12 +246,12 @@ def info(model, as_json):
     path = _registry.resolve(model)
     card = read_card(path)
     if as_json:
-        click.echo(json.dumps(card, indent=2))
+        _emit(json.dumps(card, indent=2))
         return
     keys = ("name", "kind", "dataset", "architecture", "latent_dim", "conditional",
             "num_classes", "class_names", "train_steps", "train_images", "output_format",
             "parity")
-    click.echo(f"{'path':<14} {path}")
+    lines = [f"{'path':<14} {path}"]
     for key in keys:
         if key in card:
             value = card[key]
@@ -202,7 +259,8 @@ def info(model, as_json):
                 value = ", ".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, list):
                 value = ", ".join(map(str, value))
-            click.echo(f"{key:<14} {value}")
+            lines.append(f"{key:<14} {value}")
+    _emit("\n".join(lines))
 
 
 @main.command("models")
@@ -211,11 +269,13 @@ def list_models():
     """List the built-in models."""
     from ._model import read_card
 
+    lines = []
     for name, path in _registry.builtin_models().items():
         card = read_card(path)
         default = " (default)" if name == _registry.DEFAULT_MODEL else ""
-        click.echo(f"{name:<22} {card['kind']:<11} {card.get('dataset', ''):<14} "
-                   f"{card.get('architecture', '')}{default}")
+        lines.append(f"{name:<22} {card['kind']:<11} {card.get('dataset', ''):<14} "
+                     f"{card.get('architecture', '')}{default}")
+    _emit("\n".join(lines))
 
 
 @main.command()
@@ -225,7 +285,8 @@ def list_models():
 @click.option("--dataset", default=None, metavar="NAME",
               help="With --images: whose classifier judges them (mnist, fashion_mnist; "
                    "default mnist). A model is judged by its card's dataset.")
-@click.option("--n", "n", type=click.IntRange(min=2), default=10_000, show_default=True)
+@click.option("--n", "n", type=click.IntRange(2, MAX_SAMPLES), default=10_000,
+              show_default=True, help="Samples to generate and judge.")
 @seed_option
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
@@ -255,7 +316,7 @@ def evaluate(model, images, dataset, n, seed, device, as_json):
                                label="evaluating", file=sys.stderr,
                                hidden=as_json or n < 2000) as bar:
             report = evaluator.evaluate_generator(generator, n, seed, bar.update)
-    click.echo(json.dumps(report.to_dict()) if as_json else report.table())
+    _emit(json.dumps(report.to_dict()) if as_json else report.table())
 
 
 if __name__ == "__main__":

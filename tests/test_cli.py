@@ -46,7 +46,7 @@ def test_rerun_completes_a_partial_folder_with_the_same_bytes(cli, tmp_path):
         p.unlink()
     kept_mtime = files[0].stat().st_mtime_ns
     result = cli("generate", "--n", 40, "--out", tmp_path / "part")
-    assert result.exit_code == 0 and "wrote 20 files" in result.output
+    assert result.exit_code == 0 and "wrote 20 images" in result.output
     assert files[0].stat().st_mtime_ns == kept_mtime  # not rewritten
     for x, y in zip(_pngs(tmp_path / "full"), _pngs(tmp_path / "part")):
         assert x.name == y.name and x.read_bytes() == y.read_bytes()
@@ -56,7 +56,7 @@ def test_another_run_into_the_same_folder_needs_overwrite(cli, tmp_path):
     cli("generate", "--n", 5, "--out", tmp_path)
     before = {p.name: p.read_bytes() for p in _pngs(tmp_path)}
     result = cli("generate", "--n", 5, "--seed", 1, "--out", tmp_path)
-    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert result.exit_code == 1 and "overwrite them" in result.output
     assert {p.name: p.read_bytes() for p in _pngs(tmp_path)} == before
     assert cli("generate", "--n", 5, "--seed", 1, "--out", tmp_path, "--overwrite").exit_code == 0
     assert {p.name: p.read_bytes() for p in _pngs(tmp_path)} != before

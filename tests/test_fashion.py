@@ -101,7 +101,7 @@ def test_interpolate_holds_a_class_by_name(cli, tmp_path):
 def test_write_images_by_class_name(tmp_path, fashion):
     """Names resolve once for the whole run: files, manifest and resume use class numbers."""
     out = tmp_path / "out"
-    assert ganlite.write_images(fashion, 4, out, labels=["sneaker", "bag"] * 2) == 4
+    assert ganlite.write_images(fashion, 4, out, labels=["sneaker", "bag"] * 2).written == 4
     assert sorted(p.name for p in out.glob("*.png")) == [
         "0000_7.png", "0001_8.png", "0002_7.png", "0003_8.png"]
-    assert ganlite.write_images(fashion, 4, out, labels=[7, 8, 7, 8]) == 0   # same run
+    assert ganlite.write_images(fashion, 4, out, labels=[7, 8, 7, 8]).written == 0  # same run

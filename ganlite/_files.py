@@ -1,0 +1,200 @@
+"""Files ganlite writes: atomic writes with recognisable temporary names, the output
+folder's lock, and the free-space check. Every OSError becomes an OutputError naming the
+path and the reason.
+
+Temporary files are named `.TARGET.ganlite-PID.tmp` (`.TARGET.ganlite-partial.tmp` for a
+resumable npy file), so that a run owning TARGET can recognise and remove the debris of a
+killed run.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+from pathlib import Path
+from types import TracebackType
+
+from ._errors import OutputError, UsageError
+
+_TMP = re.compile(r"^\.(?P<target>.+)\.(?:ganlite-(?:\d+|partial)|\d+)\.tmp$")
+LOCK_NAME = ".ganlite.lock"
+
+
+def as_path(value: object, what: str) -> Path:
+    """A str or os.PathLike as a Path, or UsageError naming `what`."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"{what} must be a path, got {type(value).__name__} {value!r:.60}")
+    text = os.fspath(value)
+    if isinstance(text, bytes) or not text or "\0" in text:
+        raise UsageError(f"{what} must be a non-empty path without NUL characters, got "
+                         f"{text!r:.60}")
+    return Path(text)
+
+
+def os_error(path: str | os.PathLike, error: OSError, doing: str = "cannot write") -> OutputError:
+    """The one-line OutputError for an OSError met while writing `path`."""
+    reason = error.strerror or type(error).__name__
+    return OutputError(f"{path}: {doing} ({reason})")
+
+
+def temporary_name(path: Path, partial: bool = False) -> Path:
+    """The temporary name a file is written under before it is renamed into place."""
+    tag = "partial" if partial else str(os.getpid())
+    return path.with_name(f".{path.name}.ganlite-{tag}.tmp")
+
+
+def temporary_target(name: str) -> str | None:
+    """The file a temporary name was meant to become (also the `.NAME.PID.tmp` names of
+    ganlite 0.1), or None if `name` is not a ganlite temporary file."""
+    match = _TMP.match(name)
+    return match["target"] if match else None
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary name in the same folder, then rename: never half a file.
+
+    Raises:
+        OutputError: the file cannot be written (names the path and the OS's reason).
+    """
+    path = as_path(path, "file")
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise os_error(path, e) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return path
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def check_new_file(path: str | os.PathLike, what: str) -> Path:
+    """Check, before any work, that a file can be created at `path` (its folder exists and
+    is writable, and it is not a folder). Creates and removes a probe temporary file.
+
+    Raises:
+        OutputError: naming the path and what is wrong.
+    """
+    path = as_path(path, what)
+    if path.is_dir():
+        raise OutputError(f"{what} {path}: is a folder, expected a file name")
+    if not path.parent.is_dir():
+        raise OutputError(f"{what} {path}: folder {path.parent} does not exist")
+    probe = temporary_name(path)
+    try:
+        probe.touch()
+    except OSError as e:
+        raise os_error(path, e, "cannot write there") from None
+    _unlink_quietly(probe)
+    return path
+
+
+def make_folder(path: str | os.PathLike, what: str) -> Path:
+    """Create a folder (and its parents) if missing.
+
+    Raises:
+        OutputError: it exists and is not a folder, or cannot be created.
+    """
+    path = as_path(path, what)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error(path, e, "cannot create folder") from None
+    return path
+
+
+def check_free_space(folder: Path, needed_bytes: int, files: int, what: str) -> None:
+    """Refuse a write of `needed_bytes` in `files` new files that the file system cannot
+    hold (space and, where the file system counts them, inodes)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError as e:
+        raise os_error(folder, e, "cannot inspect") from None
+    free = stat.f_bavail * stat.f_frsize
+    if needed_bytes > free:
+        raise OutputError(f"{folder}: {what} needs {_size(needed_bytes)} but only "
+                          f"{_size(free)} is free there")
+    if stat.f_files and files > stat.f_favail:
+        raise OutputError(f"{folder}: {what} needs {files:,} new files but the file system "
+                          f"has room for only {stat.f_favail:,} more")
+
+
+def block_size(folder: Path) -> int:
+    """The file system's allocation unit: the least a small file occupies."""
+    try:
+        return max(os.statvfs(folder).f_frsize, 512)
+    except OSError:
+        return 4096
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
+class FolderLock:
+    """An exclusive lock on an output folder (flock on its `.ganlite.lock`): one writer at
+    a time. The kernel releases it when the process dies, so a killed run never blocks the
+    next one. The lock file stays in the folder (removing it would race other openers)."""
+
+    def __init__(self, folder: Path, name: str = LOCK_NAME):
+        self.folder = folder
+        self.path = folder / name
+        self._fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise os_error(self.folder, e, "cannot write in folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise OutputError(f"{self.folder}: another ganlite run is writing into this "
+                                  f"folder{who}; wait for it to finish or choose another "
+                                  f"folder") from None
+            raise os_error(self.folder, e, "cannot lock folder") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass  # the pid is only for the message of a run that finds the folder locked
+        self._fd = fd
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def remove_quietly(paths: list[Path]) -> list[Path]:
+    """Remove files; return those that could not be removed."""
+    failed = []
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            failed.append(path)
+    return failed
