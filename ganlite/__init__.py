@@ -10,13 +10,14 @@ from ._errors import (DeviceError, GanliteError, ImageInputError, IntegrityError
 from ._evaluate import EvaluationReport, Evaluator, evaluate
 from ._interpolate import label_walk, save_animation, walk
 from ._images import load_png_folder, make_grid, save_grid, save_png
-from ._model import Batch, Generator, load, read_card
+from ._model import Batch, Generator, LabelCycle, load, read_card
 from ._registry import DEFAULT_MODEL, builtin_models as list_models
-from ._writer import write_images
+from ._writer import WriteResult, write_images
 
 __all__ = [
     "load", "Generator", "Batch", "read_card", "list_models", "DEFAULT_MODEL",
-    "save_png", "save_grid", "make_grid", "load_png_folder", "write_images",
+    "LabelCycle", "save_png", "save_grid", "make_grid", "load_png_folder", "write_images",
+    "WriteResult",
     "evaluate", "Evaluator", "EvaluationReport", "walk", "label_walk", "save_animation",
     "GanliteError", "UsageError", "UnknownModelError", "DeviceError", "ModelError",
     "IntegrityError", "OutputError", "ImageInputError",

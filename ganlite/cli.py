@@ -74,6 +74,29 @@ def _emit(text: str) -> None:
     click.echo(text)
 
 
+class _Progress:
+    """A progress bar on stderr that appears with the first unit of work, so that a run
+    refused before it starts prints only its one error line."""
+
+    def __init__(self, length: int, label: str, hidden: bool):
+        self.length, self.label, self.hidden = length, label, hidden
+        self.bar = None
+
+    def update(self, k: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=self.length, label=self.label,
+                                         file=sys.stderr, hidden=self.hidden)
+            self.bar.__enter__()
+        self.bar.update(k)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 def _sigterm_as_interrupt():
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -160,8 +183,7 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
     labels = _parse_classes(generator, digits, class_names, balanced)
     if grid:
         check_new_file(grid, "grid file")
-    with click.progressbar(length=n, label="generating", file=sys.stderr,
-                           hidden=quiet or n < 1000) as bar:
+    with _Progress(n, "generating", hidden=quiet or n < 1000) as bar:
         result = write_images(generator, n, out, seed, labels=labels,
                               batch_size=batch_size, fmt=fmt, overwrite=overwrite,
                               progress=bar.update)
@@ -306,15 +328,13 @@ def evaluate(model, images, dataset, n, seed, device, as_json):
     if images:
         evaluator = Evaluator(dataset or "mnist", device=device)
         array = load_png_folder(images)
-        with click.progressbar(length=len(array), label="classifying", file=sys.stderr,
-                               hidden=as_json or len(array) < 2000) as bar:
+        with _Progress(len(array), "classifying", hidden=as_json or len(array) < 2000) as bar:
             report = evaluator.evaluate_images(array, f"folder {images}", bar.update)
     else:
         generator = load(model, device=device)
         evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
-        with click.progressbar(length=evaluator.progress_total(generator, n),
-                               label="evaluating", file=sys.stderr,
-                               hidden=as_json or n < 2000) as bar:
+        with _Progress(evaluator.progress_total(generator, n), "evaluating",
+                       hidden=as_json or n < 2000) as bar:
             report = evaluator.evaluate_generator(generator, n, seed, bar.update)
     _emit(json.dumps(report.to_dict()) if as_json else report.table())
 
