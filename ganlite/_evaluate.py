@@ -225,7 +225,7 @@ def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
              device: str = "auto", progress=None, dataset: str = "mnist") -> EvaluationReport:
     """Evaluate a generator (name, path, Generator or None = default; judged by the
     classifier of its card's dataset) or, with images=, a uint8 [n, 28, 28] array or a
-    folder of 28x28 PNGs (judged by the classifier of `dataset`)."""
+    folder of 28x28 PNGs read by load_png_folder (judged by the classifier of `dataset`)."""
     from ._images import load_png_folder
 
     if images is not None:

@@ -147,20 +147,6 @@ def test_out_cannot_be_created(cli):
     assert result.exit_code == 1 and "cannot create folder" in result.output
 
 
-@pytest.mark.parametrize("kind", ["not-image", "wrong-size"])
-def test_evaluate_bad_image_folder(cli, tmp_path, kind):
-    from PIL import Image
-
-    if kind == "not-image":
-        (tmp_path / "a.png").write_text("not a png")
-        message = "not a readable image"
-    else:
-        Image.new("L", (32, 32)).save(tmp_path / "a.png")
-        message = "expected 28x28"
-    result = cli("evaluate", "--images", tmp_path)
-    assert result.exit_code == 2 and message in result.output
-
-
 def test_api_errors_are_specific_types(default_generator):
     with pytest.raises(ganlite.UsageError, match="n must be at least 1"):
         default_generator.generate(0)
