@@ -6,7 +6,11 @@ is the one line it prints.
 
 
 class GanliteError(Exception):
-    """Base class of every error ganlite raises on purpose."""
+    """Base class of every error ganlite raises on purpose. Its message is one line: line
+    breaks in it (a file name may hold one) are shown as \\n."""
+
+    def __init__(self, message: str):
+        super().__init__(str(message).replace("\n", "\\n").replace("\r", "\\r"))
 
 
 class UsageError(GanliteError, ValueError):
@@ -35,3 +39,12 @@ class OutputError(GanliteError):
 
 class ImageInputError(UsageError):
     """An input image folder holds something that is not a 28x28 grayscale image."""
+
+
+def describe(value: object, limit: int = 60) -> str:
+    """A short one-line description of a bad value for an error message."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and getattr(value, "dtype", None) is not None:
+        return f"an array of {value.dtype} {list(shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

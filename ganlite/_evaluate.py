@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import _registry
-from ._errors import ModelError, UsageError
+from ._errors import ModelError, UsageError, describe
 from ._model import Generator, _check_int, open_session
 
 CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
@@ -127,8 +127,8 @@ class Evaluator:
     def __init__(self, dataset: str = "mnist", device: str = "auto",
                  classifier: str | Path | None = None):
         if classifier is None:
-            if dataset not in CLASSIFIERS:
-                raise UsageError(f"no bundled classifier for dataset {dataset!r}; "
+            if not isinstance(dataset, str) or dataset not in CLASSIFIERS:
+                raise UsageError(f"no bundled classifier for dataset {describe(dataset)}; "
                                  f"available: {', '.join(CLASSIFIERS)}")
             classifier = CLASSIFIERS[dataset]
         path = _registry.resolve(classifier)
@@ -157,13 +157,7 @@ class Evaluator:
 
     def evaluate_images(self, images: np.ndarray, source: str = "images",
                         progress: Callable[[int], None] | None = None) -> EvaluationReport:
-        images = np.asarray(images)
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise UsageError(f"images must be uint8 [n, 28, 28], got {images.dtype} "
-                             f"{list(images.shape)}")
-        if not 2 <= len(images) <= MAX_SAMPLES:
-            raise UsageError(f"evaluation takes 2 to {MAX_SAMPLES:,} images, got "
-                             f"{len(images):,}")
+        images = _check_images(images)
         probs, feats = self.classify(images, progress=progress)
         feats64 = feats.astype(np.float64)
         mu, sigma = feats64.mean(axis=0), np.cov(feats64, rowvar=False)
@@ -217,6 +211,18 @@ class Evaluator:
         return accuracy
 
 
+def _check_images(images: object) -> np.ndarray:
+    """uint8 [n, 28, 28] with 2 <= n <= MAX_SAMPLES, or UsageError."""
+    if not isinstance(images, np.ndarray):
+        raise UsageError(f"images must be a uint8 [n, 28, 28] array, got {describe(images)}")
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise UsageError(f"images must be uint8 [n, 28, 28], got {images.dtype} "
+                         f"{list(images.shape)}")
+    if not 2 <= len(images) <= MAX_SAMPLES:
+        raise UsageError(f"evaluation takes 2 to {MAX_SAMPLES:,} images, got {len(images):,}")
+    return images
+
+
 def _per_class(generator: Generator, n: int) -> int:
     return max(n // generator.num_classes, 1)
 
@@ -233,6 +239,7 @@ def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
         if not isinstance(images, np.ndarray):
             source = f"folder {images}"
             images = load_png_folder(images)
+        _check_images(images)
         return Evaluator(dataset, device=device).evaluate_images(images, source, progress)
     from ._model import load
 

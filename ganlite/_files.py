@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import OutputError, UsageError
+from ._errors import OutputError, UsageError, describe
 
 _TMP = re.compile(r"^\.(?P<target>.+)\.(?:ganlite-(?:\d+|partial)|\d+)\.tmp$")
 LOCK_NAME = ".ganlite.lock"
@@ -24,11 +24,11 @@ LOCK_NAME = ".ganlite.lock"
 def as_path(value: object, what: str) -> Path:
     """A str or os.PathLike as a Path, or UsageError naming `what`."""
     if not isinstance(value, (str, os.PathLike)):
-        raise UsageError(f"{what} must be a path, got {type(value).__name__} {value!r:.60}")
+        raise UsageError(f"{what} must be a path, got {describe(value)}")
     text = os.fspath(value)
     if isinstance(text, bytes) or not text or "\0" in text:
         raise UsageError(f"{what} must be a non-empty path without NUL characters, got "
-                         f"{text!r:.60}")
+                         f"{describe(text)}")
     return Path(text)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ._errors import ImageInputError, UsageError
+from ._errors import ImageInputError, UsageError, describe
 from ._files import atomic_write_bytes, check_new_file
 
 # make_grid/save_grid: a grid is a picture, not a data file (that is write_images' job).
@@ -59,9 +59,9 @@ def make_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> n
     n, h, w = images.shape
     columns = int(np.ceil(np.sqrt(n))) if columns is None else columns
     if isinstance(columns, bool) or not isinstance(columns, int) or not 1 <= columns <= n:
-        raise UsageError(f"columns must be an integer between 1 and {n}, got {columns!r}")
+        raise UsageError(f"columns must be an integer between 1 and {n}, got {describe(columns)}")
     if isinstance(gap, bool) or not isinstance(gap, int) or not 0 <= gap <= 64:
-        raise UsageError(f"gap must be an integer between 0 and 64, got {gap!r}")
+        raise UsageError(f"gap must be an integer between 0 and 64, got {describe(gap)}")
     rows = -(-n // columns)
     grid = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap), 48, np.uint8)
     for i, image in enumerate(images):
@@ -80,7 +80,7 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None =
         OutputError: the file cannot be written (a folder, a missing folder, disk full).
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 16:
-        raise UsageError(f"scale must be an integer between 1 and 16, got {scale!r}")
+        raise UsageError(f"scale must be an integer between 1 and 16, got {describe(scale)}")
     grid = make_grid(images, columns)
     path = check_new_file(path, "grid file")
     image = Image.fromarray(grid)
@@ -115,6 +115,8 @@ def load_png_folder(folder: str | os.PathLike) -> np.ndarray:
     file over MAX_IMAGE_FILE_BYTES, not a PNG, not 28x28 by its header (checked before
     any pixel is decoded), or that Pillow cannot decode. Pillow's warnings are silenced.
     """
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
+        raise ImageInputError(f"an image folder is a path, got {describe(folder)}")
     folder = Path(folder)
     files = _list_folder(folder)
     images = np.empty((len(files), 28, 28), np.uint8)

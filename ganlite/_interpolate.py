@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import _latents
-from ._errors import UsageError
+from ._errors import UsageError, describe
 from ._files import atomic_write_bytes, check_new_file, make_folder
 from ._images import save_png
 from ._model import Generator, _check_int
@@ -55,7 +55,7 @@ def walk(generator: Generator, seeds: Sequence[int], steps: int,
         UsageError: fewer than two seeds, a bad seed or class, or more than MAX_FRAMES.
     """
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) < 2:
-        raise UsageError(f"a walk needs a list of at least two seeds, got {seeds!r:.60}")
+        raise UsageError(f"a walk needs a list of at least two seeds, got {describe(seeds)}")
     seeds = [_check_int("seed", s, 0, _latents.MAX_SEED) for s in seeds]
     steps = _check_int("steps", steps, 2, MAX_FRAMES)
     frames = steps * (len(seeds) - 1) + 1
@@ -103,7 +103,7 @@ def save_animation(frames: np.ndarray, path: str | os.PathLike, scale: int = 4,
         raise UsageError(f"frames must be uint8 [k, height, width] with 1 <= k <= "
                          f"{MAX_FRAMES:,}, got {frames.dtype} {list(frames.shape)}")
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 16:
-        raise UsageError(f"scale must be an integer between 1 and 16, got {scale!r}")
+        raise UsageError(f"scale must be an integer between 1 and 16, got {describe(scale)}")
     if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) \
             or not 10 <= frame_ms <= 60_000:
         raise UsageError(f"frame_ms must be an integer between 10 and 60000, got "

@@ -11,13 +11,22 @@ from typing import Iterable, Iterator, NamedTuple, Sequence, Union
 import numpy as np
 
 from . import _latents, _onnxfile, _providers, _registry
-from ._errors import IntegrityError, ModelError, UsageError
+from ._errors import IntegrityError, ModelError, UsageError, describe
 
 CARD_KEY = "ganlite.card"
 
 
-def read_card(path: Path) -> dict:
-    """The model card stored in an ONNX file's metadata, without starting a session."""
+def read_card(model: str | os.PathLike | None = None) -> dict:
+    """The model card stored in an ONNX file's metadata, without starting a session.
+
+    Args:
+        model: a built-in model name, a path to an .onnx file, or None (the default model).
+
+    Raises:
+        UnknownModelError: no built-in model has that name and no file that path.
+        ModelError: the file is missing, unreadable, or has no valid card.
+    """
+    path = _registry.resolve(model)
     model_bytes = _read_model_bytes(path)
     return _card_from_bytes(path, model_bytes)
 
@@ -137,7 +146,7 @@ class Batch(NamedTuple):
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise UsageError(f"{name} must be an integer, got {value!r}")
+        raise UsageError(f"{name} must be an integer, got {describe(value)}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise UsageError(f"{name} must be {bound}, got {value}")
@@ -152,9 +161,13 @@ class Generator:
     """A loaded ganlite generator. Safe to share between threads: it holds no state that
     generation changes, and onnxruntime sessions may be run from several threads."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "auto",
+    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
                  threads: int | None = None):
-        self.path = Path(path)
+        """Load a generator: a built-in name, a path to an .onnx file, or None (the
+        default model); see load()."""
+        if threads is not None:
+            threads = _check_int("threads", threads, 1, 1024)
+        self.path = _registry.resolve(model)
         self.session, self.card = open_session(self.path, "generator", device, threads)
         self._input_z = self.card["input_names"]["z"]
         self._input_label = self.card["input_names"].get("label")
@@ -208,7 +221,7 @@ class Generator:
         try:
             array = np.asarray(labels)
         except (ValueError, TypeError):
-            raise UsageError(f"labels must be class numbers or names, got {labels!r:.80}") \
+            raise UsageError(f"labels must be class numbers or names, got {describe(labels)}") \
                 from None
         if array.dtype.kind in "UO":
             array = np.vectorize(self.class_index, otypes=[np.int64])(array) if array.size \
@@ -314,4 +327,4 @@ def load(model: str | os.PathLike | None = None, device: str = "auto",
          threads: int | None = None) -> Generator:
     """Load a generator: a built-in name (see list_models), a path to an .onnx file, or
     None for the default model. device is 'auto', 'cpu' or 'cuda'."""
-    return Generator(_registry.resolve(model), device=device, threads=threads)
+    return Generator(model, device=device, threads=threads)

@@ -1,7 +1,7 @@
 """Device choice: map auto|cpu|cuda to onnxruntime execution providers, never silently."""
 from __future__ import annotations
 
-from ._errors import DeviceError
+from ._errors import DeviceError, describe
 
 DEVICES = ("auto", "cpu", "cuda")
 _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -9,8 +9,9 @@ _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 def providers_for(device: str, available: list[str]) -> list[str]:
     """Providers to ask onnxruntime for, given the device and the providers it offers."""
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if not isinstance(device, str) or device not in DEVICES:
+        raise DeviceError(f"unknown device {describe(device)}; choose one of "
+                          f"{', '.join(DEVICES)}")
     if device == "cpu":
         return [_CPU]
     if device == "cuda":

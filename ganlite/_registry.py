@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._errors import UnknownModelError
+from ._errors import UnknownModelError, describe
 
 DEFAULT_MODEL = "mnist-cdcgan"
 _HERE = Path(__file__).resolve().parent
@@ -29,7 +29,7 @@ def resolve(model: str | os.PathLike | None) -> Path:
     """A built-in name, a path, or None (the default model) -> the .onnx path."""
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise UnknownModelError(f"a model is a built-in name or a path, got "
-                                f"{type(model).__name__} {model!r:.60}")
+                                f"{describe(model)}")
     models = builtin_models()
     if model is None or model == "default":
         model = DEFAULT_MODEL

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import _files
-from ._errors import OutputError, UsageError
+from ._errors import OutputError, UsageError, describe
 from ._images import png_bytes
 from ._model import IMAGE_BYTES, Generator, Labels, ResolvedLabels
 
@@ -115,13 +115,14 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
             disk, or an OS error while writing (disk full, permission denied).
         ModelError: the model returned something that is not a batch of images.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown image format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise UsageError(f"unknown image format {describe(fmt)}; choose one of "
+                         f"{', '.join(FORMATS)}")
     n, seed, _, batch_size, resolved = generator.check_args(n, seed, labels, 0, batch_size)
     workers = 1 if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise UsageError(f"workers must be an integer between 1 and 64, got {workers!r}")
-    out = Path(out)
+        raise UsageError(f"workers must be an integer between 1 and 64, got {describe(workers)}")
+    out = _files.as_path(out, "output folder")
     manifest = {"model": generator.name, "model_sha256": generator.card.get("model_sha256"),
                 "seed": seed, "n": n, "labels": _label_rule(generator, resolved),
                 "format": fmt}
