@@ -1,7 +1,6 @@
 """Loading a verified ONNX model and generating images with it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -9,48 +8,18 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from . import _latents, _onnxfile, _providers, _registry
+from . import _card, _latents, _onnxfile, _providers, _registry
+from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
+from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError
 
-CARD_KEY = "ganlite.card"
 
-
-def read_card(path: Path) -> dict:
-    """The model card stored in an ONNX file's metadata, without starting a session."""
-    model_bytes = _read_model_bytes(path)
-    return _card_from_bytes(path, model_bytes)
-
-
-def _read_model_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise ModelError(f"model file {path} not found")
-    if not path.is_file():
-        raise ModelError(f"model {path} is not a file")
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"model file {path} cannot be read ({e.strerror})") from None
-
-
-def _card_from_bytes(path: Path, model_bytes: bytes) -> dict:
-    try:
-        props = {}
-        for number, wire, value in _onnxfile.fields(model_bytes):
-            if number == 14 and wire == 2:   # ModelProto.metadata_props
-                entry = {n: v for n, w, v in _onnxfile.fields(value) if w == 2}
-                props[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ModelError(f"{path} is not a valid ONNX model (truncated or corrupt)") from None
-    if CARD_KEY not in props:
-        raise ModelError(f"{path} has no ganlite model card: not a model exported by "
-                         f"`python -m export`")
-    try:
-        card = json.loads(props[CARD_KEY])
-    except json.JSONDecodeError:
-        raise ModelError(f"{path}: its model card is not valid JSON") from None
-    if not isinstance(card, dict) or "kind" not in card:
-        raise ModelError(f"{path}: its model card has no 'kind'")
-    return card
+def read_card(path: str | os.PathLike) -> dict:
+    """The model card stored in an ONNX file's metadata, without starting a session: its
+    seal checked (IntegrityError if any byte of the file changed since export) and its
+    fields validated (ModelError)."""
+    path = Path(path)
+    return _card.read(path, _card.read_file(path))
 
 
 def _signature(io_args) -> dict:
@@ -58,23 +27,50 @@ def _signature(io_args) -> dict:
                                                for d in a.shape]} for a in io_args}
 
 
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
+
+
+def _check_graph(path: Path, card: dict, actual: dict) -> None:
+    """The session's inputs/outputs (what the graph declares) against the card."""
+    def mismatch(what: str):
+        raise IntegrityError(f"{path}: the graph does not match its card: {what}")
+
+    if card["kind"] == "generator":
+        names = card["input_names"]
+        z = actual["inputs"].get(names["z"])
+        if z is None or z["shape"] != [None, card["latent_dim"]]:
+            mismatch(f"input {names['z']!r} is {json.dumps(z)}, the card says latent_dim "
+                     f"{card['latent_dim']}")
+        others = sorted(set(actual["inputs"]) - {names["z"]})
+        if others != ([names["label"]] if card["conditional"] else []):
+            mismatch(f"inputs besides {names['z']!r}: {others}, the card says conditional "
+                     f"{str(card['conditional']).lower()}")
+        types = [o["type"] for o in actual["outputs"].values()]
+        if types != ["tensor(uint8)"]:
+            mismatch(f"outputs of types {types}, the card says one tensor(uint8) output")
+    expected = {k: card[k] for k in ("inputs", "outputs")}
+    if actual != expected:
+        mismatch(f"inputs/outputs {json.dumps(actual)}, the card says "
+                 f"{json.dumps(expected)}")
+
+
 def open_session(path: Path, kind: str, device: str = "auto", threads: int | None = None):
     """(onnxruntime session, card) of a verified ganlite model of the given kind."""
     import onnxruntime as ort
 
     path = Path(path)
-    model_bytes = _read_model_bytes(path)
-    card = _card_from_bytes(path, model_bytes)
+    model_bytes = _card.read_file(path)
+    card = _card.read(path, model_bytes)   # the seal, then the schema: before onnxruntime
     if card["kind"] != kind:
         raise ModelError(f"{path} is a {card['kind']} model, expected a {kind}")
     try:
         graph = _onnxfile.graph_bytes(model_bytes)
+        external = _onnxfile.uses_external_data(graph)
     except ValueError:
         raise ModelError(f"{path} is not a valid ONNX model (no graph)") from None
-    if hashlib.sha256(graph).hexdigest() != card.get("graph_sha256"):
-        raise IntegrityError(f"{path}: graph SHA-256 does not match its card: the model "
-                             f"was modified after export")
-    if _onnxfile.uses_external_data(graph):
+    if external:
         raise ModelError(f"{path} refers to external data files; ganlite loads "
                          f"self-contained models only")
 
@@ -87,18 +83,21 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
     try:
         # From bytes, not the path: nothing beside the file is ever opened.
         session = ort.InferenceSession(model_bytes, options, providers=providers)
-    except Exception as e:  # onnxruntime raises its own unexported exception types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ModelError(f"{path}: onnxruntime cannot load it ({_first_line(e)})") from None
     _providers.check_session(device, providers, session.get_providers())
-
-    actual = {"inputs": _signature(session.get_inputs()),
-              "outputs": _signature(session.get_outputs())}
-    expected = {k: card.get(k) for k in ("inputs", "outputs")}
-    if actual != expected:
-        raise IntegrityError(f"{path}: inputs/outputs {json.dumps(actual)} do not match "
-                             f"its card {json.dumps(expected)}")
+    _check_graph(path, card, {"inputs": _signature(session.get_inputs()),
+                              "outputs": _signature(session.get_outputs())})
     return session, card
+
+
+def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
+    """session.run, with onnxruntime's errors as ModelError."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ModelError(f"{path}: onnxruntime failed running the model "
+                         f"({_first_line(e)})") from None
 
 
 class Batch(NamedTuple):
@@ -117,10 +116,6 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def _class_key(name: str) -> str:
-    return name.strip().lower().replace("_", "-").replace(" ", "-")
-
-
 class Generator:
     """A loaded ganlite generator. Safe to share between threads: it holds no state that
     generation changes, and onnxruntime sessions may be run from several threads."""
@@ -131,7 +126,12 @@ class Generator:
         self.session, self.card = open_session(self.path, "generator", device, threads)
         self._input_z = self.card["input_names"]["z"]
         self._input_label = self.card["input_names"].get("label")
-        self._output = self.session.get_outputs()[0].name
+        self._output = next(iter(self.card["outputs"]))
+        # A first batch of 2 before anyone writes anything: a graph that returns the wrong
+        # number, type or size of images is refused at load, not after a manifest is out.
+        z, y = _latents.draw(0, 0, 2, self.latent_dim,
+                             self.num_classes if self.conditional else 0)
+        self._run(z, y)
 
     name = property(lambda self: self.card["name"])
     latent_dim = property(lambda self: int(self.card["latent_dim"]))
@@ -192,12 +192,27 @@ class Generator:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise UsageError(f"z must be [batch, {self.latent_dim}], got {list(z.shape)}")
         labels = self._resolve_labels(labels, len(z))  # raises for unconditional models
-        feeds = {self._input_z: z}
         if self._input_label:
             if labels is None:
                 raise UsageError(f"model {self.name!r} is conditional: give labels")
-            feeds[self._input_label] = self._slice_labels(labels, 0, len(z))
-        return self.session.run([self._output], feeds)[0]
+            labels = self._slice_labels(labels, 0, len(z))
+        return self._run(z, labels)
+
+    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """The one place the session runs: images uint8 [b, 28, 28] of latents z [b, ...]
+        (and labels int64 [b]), checked before anyone uses them; else ModelError."""
+        feeds: dict = {self._input_z: z}
+        if self._input_label:
+            feeds[self._input_label] = labels
+        images = run_checked(self.path, self.session, [self._output], feeds)[0]
+        b = len(z)
+        if (not isinstance(images, np.ndarray) or images.dtype != np.uint8
+                or images.shape != (b, 28, 28)):
+            what = (f"{images.dtype} {list(images.shape)}" if isinstance(images, np.ndarray)
+                    else type(images).__name__)
+            raise ModelError(f"{self.path}: the model returned {what} for a batch of {b}; "
+                             f"expected uint8 [{b}, 28, 28]")
+        return images
 
     def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
         """Validate generation arguments (UsageError naming the bad one); return
@@ -224,11 +239,7 @@ class Generator:
             z, drawn = _latents.draw(seed, lo, count, self.latent_dim,
                                      self.num_classes if self.conditional else 0)
             y = drawn if labels is None else self._slice_labels(labels, lo, count)
-            feeds = {self._input_z: z}
-            if self._input_label:
-                feeds[self._input_label] = y
-            images = self.session.run([self._output], feeds)[0]
-            yield Batch(lo, images, y)
+            yield Batch(lo, self._run(z, y), y)
 
     def generate(self, n: int, seed: int = 0, *, labels=None, batch_size: int = 256):
         """n images as uint8 [n, 28, 28] (0 = black, 255 = white)."""

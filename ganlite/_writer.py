@@ -75,7 +75,7 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
     n, seed, _, batch_size, labels = generator.check_args(n, seed, labels, 0, batch_size)
     _prepare_folder(out)
     label_spec = labels if labels is None or np.ndim(labels) == 0 else labels.tolist()
-    manifest = {"model": generator.name, "graph_sha256": generator.card["graph_sha256"],
+    manifest = {"model": generator.name, "model_sha256": generator.card["model_sha256"],
                 "seed": int(seed), "n": int(n), "labels": label_spec, "format": fmt}
     _check_manifest(out, manifest, overwrite)
     if fmt == "npy":
