@@ -1,4 +1,5 @@
 """python -m export RUN_DIR --out artifacts/NAME.onnx
+   python -m export reseal FILE.onnx...     (seal older exports: see reseal)
 
 Converts a run's final model to ONNX, checks parity with Keras, writes the model card into
 the ONNX metadata (and NAME.json beside it), and for generators a sample grid NAME.png and
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -52,18 +52,20 @@ def _versions() -> dict:
 
 
 def _finish(proto, card: dict, out: Path) -> bytes:
-    """Stamp the card (with the graph hash) into the model; verify it loads in ganlite."""
+    """Stamp the card into the model and seal it (model_sha256 over the whole file, card
+    included; card gains the hash); verify it loads in ganlite."""
     import onnx
     import onnxruntime as ort
 
-    from ganlite import _onnxfile
+    from ganlite import _card
     from ganlite._model import CARD_KEY, _signature
 
     session = ort.InferenceSession(proto.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     card["inputs"] = _signature(session.get_inputs())
     card["outputs"] = _signature(session.get_outputs())
-    card["graph_sha256"] = hashlib.sha256(proto.graph.SerializeToString()).hexdigest()
+    for key in (_card.HASH_KEY, _card.LEGACY_HASH_KEY):
+        card.pop(key, None)
     proto.producer_name = "ganlite-export"
     proto.doc_string = f"{card['name']}: {card.get('summary', '')}"
     onnx.helper.set_model_props(proto, {
@@ -72,9 +74,9 @@ def _finish(proto, card: dict, out: Path) -> bytes:
         "Image.NominalPixelRange": "NominalRange_0_255",
     })
     onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    if _onnxfile.graph_sha256(data) != card["graph_sha256"]:
-        raise RuntimeError("graph hash changed on serialization; refusing to write")
+    data = _card.seal(proto.SerializeToString(), card)
+    # The seal, the card's schema and its agreement with the graph, as ganlite checks them.
+    card[_card.HASH_KEY] = _card.read(out, data)[_card.HASH_KEY]
     return data
 
 
@@ -178,7 +180,65 @@ def export_classifier_run(run_dir: Path, out: Path, name: str) -> dict:
     return card
 
 
+def reseal(path: Path) -> str:
+    """Seal an exported model in place with model_sha256 (whole file, card included),
+    graph and every other byte outside the card kept; its NAME.json copy of the card, if
+    any, is rewritten to match. Old cards must still match their graph_sha256; sealed
+    ones their model_sha256. Works on bytes: no onnx, no TensorFlow."""
+    from ganlite import _card
+
+    data = _card.read_file(path)
+    card, _, _ = _card.unverified_card(path, data)
+    if _card.HASH_KEY in card:
+        _card.check_seal(path, data)
+    else:
+        from ganlite import _onnxfile
+
+        if _onnxfile.graph_sha256(data) != card.get(_card.LEGACY_HASH_KEY):
+            raise _card.IntegrityError(f"{path}: graph SHA-256 does not match its card; "
+                                       f"refusing to seal a modified model")
+    sealed = _card.seal(data, card)
+    new_card = _card.read(path, sealed)          # seal and schema, as the runtime checks
+    files = {path: sealed}
+    copy = path.with_suffix(".json")
+    if copy.exists():
+        strip = (_card.HASH_KEY, _card.LEGACY_HASH_KEY)
+        old = json.loads(copy.read_text())
+        if {k: v for k, v in old.items() if k not in strip} != \
+                {k: v for k, v in card.items() if k not in strip}:
+            raise _card.ModelError(f"{copy} differs from the card inside {path}")
+        # Key order as before, the new hash in place of the old one.
+        text = {(_card.HASH_KEY if k == _card.LEGACY_HASH_KEY else k): v
+                for k, v in old.items()}
+        text[_card.HASH_KEY] = new_card[_card.HASH_KEY]
+        files[copy] = json.dumps(text, indent=2).encode()
+    _write_all(files)
+    return new_card[_card.HASH_KEY]
+
+
+def reseal_main(argv) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m export reseal",
+        description="Seal exported models (and their NAME.json cards) with model_sha256, "
+                    "the SHA-256 of the whole file with the card: graphs unchanged.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.onnx")
+    args = parser.parse_args(argv)
+    from ganlite import GanliteError
+
+    status = 0
+    for path in args.files:
+        try:
+            print(f"{path}: model_sha256 {reseal(path)}", file=sys.stderr)
+        except GanliteError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["reseal"]:
+        return reseal_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a run folder of python -m train")

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv-train/bin/python -m export.variants \
         artifacts/mnist-cdcgan.onnx --out runs/variants
 
-Writes NAME-fp16.onnx and NAME-int8.onnx (each with its own card: the parent's, its graph
+Writes NAME-fp16.onnx and NAME-int8.onnx (each with its own card: the parent's, its own
 hash, the variant and how it was made) and prints their speed at batch 1,000 and 10,000 and
 their quality (FCD etc., 10,000 samples) next to the fp32 model's. Ship a variant only when
 it is at least 5 % faster (beyond timing noise) and its FCD is within 10 % of fp32's.
@@ -104,7 +104,7 @@ def make_variants(source: Path, out_dir: Path) -> dict[str, Path]:
         name = f"{card['name']}-{variant}"
         variant_card = {**card, "name": name, "variant": variant, "variant_of": card["name"],
                         "variant_method": how}
-        for key in ("inputs", "outputs", "graph_sha256"):
+        for key in ("inputs", "outputs", "model_sha256"):
             variant_card.pop(key, None)
         path = out_dir / f"{name}.onnx"
         path.write_bytes(_finish(proto, variant_card, path))

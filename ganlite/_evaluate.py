@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _registry
 from ._errors import ModelError, UsageError, describe
-from ._model import Generator, _check_int, open_session
+from ._model import Generator, _check_int, open_session, run_checked
 
 CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
 # Samples held in memory for one evaluation (images, features and k-NN distances grow
@@ -132,6 +132,7 @@ class Evaluator:
                                  f"available: {', '.join(CLASSIFIERS)}")
             classifier = CLASSIFIERS[dataset]
         path = _registry.resolve(classifier)
+        self.path = path
         self.session, self.card = open_session(path, "classifier", device)
         ref_path = path.with_suffix(".npz")
         if not ref_path.is_file():
@@ -148,12 +149,35 @@ class Evaluator:
         probs, feats = [], []
         for lo in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[lo:lo + batch_size], np.uint8)
-            p, f = self.session.run(["probs", "features"], {"image": batch})
+            p, f = self._run(batch)
             probs.append(p)
             feats.append(f)
             if progress:
                 progress(len(batch))
         return np.concatenate(probs), np.concatenate(feats)
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The one place the session runs: (probs float32 [b, classes] finite in [0, 1],
+        features float32 [b, d] finite) of uint8 [b, 28, 28], checked; else ModelError."""
+        p, f = run_checked(self.path, self.session, ["probs", "features"], {"image": batch})
+        b = len(batch)
+        classes = self.card["num_classes"]
+        width = self.card["outputs"]["features"]["shape"][1]
+        for name, value, shape, bounded in (("probs", p, (b, classes), True),
+                                            ("features", f, (b, width), False)):
+            if (not isinstance(value, np.ndarray) or value.dtype != np.float32
+                    or value.shape != shape):
+                what = (f"{value.dtype} {list(value.shape)}" if isinstance(value, np.ndarray)
+                        else type(value).__name__)
+                raise ModelError(f"{self.path}: the classifier returned {name} {what} for a "
+                                 f"batch of {b}; expected float32 {list(shape)}")
+            ok = np.isfinite(value) & ((value >= 0) & (value <= 1) if bounded else True)
+            if not ok.all():
+                expected = "finite and in [0, 1]" if bounded else "finite"
+                raise ModelError(f"{self.path}: the classifier returned {name} with the "
+                                 f"value {value[~ok].flat[0]} for a batch of {b}; expected "
+                                 f"values {expected}")
+        return p, f
 
     def evaluate_images(self, images: np.ndarray, source: str = "images",
                         progress: Callable[[int], None] | None = None) -> EvaluationReport:

@@ -1,7 +1,6 @@
 """Loading a verified ONNX model and generating images with it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -10,57 +9,27 @@ from typing import Iterable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
-from . import _latents, _onnxfile, _providers, _registry
+from . import _card, _latents, _onnxfile, _providers, _registry
+from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
+from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError, describe
 
-CARD_KEY = "ganlite.card"
 
 
 def read_card(model: str | os.PathLike | None = None) -> dict:
-    """The model card stored in an ONNX file's metadata, without starting a session.
+    """The model card stored in an ONNX file's metadata, without starting a session: its
+    seal checked and its fields validated.
 
     Args:
         model: a built-in model name, a path to an .onnx file, or None (the default model).
 
     Raises:
         UnknownModelError: no built-in model has that name and no file that path.
-        ModelError: the file is missing, unreadable, or has no valid card.
+        IntegrityError: a byte of the file changed since export.
+        ModelError: the file is missing, unreadable, or its card is not valid.
     """
     path = _registry.resolve(model)
-    model_bytes = _read_model_bytes(path)
-    return _card_from_bytes(path, model_bytes)
-
-
-def _read_model_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise ModelError(f"model file {path} not found")
-    if not path.is_file():
-        raise ModelError(f"model {path} is not a file")
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"model file {path} cannot be read ({e.strerror})") from None
-
-
-def _card_from_bytes(path: Path, model_bytes: bytes) -> dict:
-    try:
-        props = {}
-        for number, wire, value in _onnxfile.fields(model_bytes):
-            if number == 14 and wire == 2:   # ModelProto.metadata_props
-                entry = {n: v for n, w, v in _onnxfile.fields(value) if w == 2}
-                props[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ModelError(f"{path} is not a valid ONNX model (truncated or corrupt)") from None
-    if CARD_KEY not in props:
-        raise ModelError(f"{path} has no ganlite model card: not a model exported by "
-                         f"`python -m export`")
-    try:
-        card = json.loads(props[CARD_KEY])
-    except json.JSONDecodeError:
-        raise ModelError(f"{path}: its model card is not valid JSON") from None
-    if not isinstance(card, dict) or "kind" not in card:
-        raise ModelError(f"{path}: its model card has no 'kind'")
-    return card
+    return _card.read(path, _card.read_file(path))
 
 
 def _signature(io_args) -> dict:
@@ -68,23 +37,50 @@ def _signature(io_args) -> dict:
                                                for d in a.shape]} for a in io_args}
 
 
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
+
+
+def _check_graph(path: Path, card: dict, actual: dict) -> None:
+    """The session's inputs/outputs (what the graph declares) against the card."""
+    def mismatch(what: str):
+        raise IntegrityError(f"{path}: the graph does not match its card: {what}")
+
+    if card["kind"] == "generator":
+        names = card["input_names"]
+        z = actual["inputs"].get(names["z"])
+        if z is None or z["shape"] != [None, card["latent_dim"]]:
+            mismatch(f"input {names['z']!r} is {json.dumps(z)}, the card says latent_dim "
+                     f"{card['latent_dim']}")
+        others = sorted(set(actual["inputs"]) - {names["z"]})
+        if others != ([names["label"]] if card["conditional"] else []):
+            mismatch(f"inputs besides {names['z']!r}: {others}, the card says conditional "
+                     f"{str(card['conditional']).lower()}")
+        types = [o["type"] for o in actual["outputs"].values()]
+        if types != ["tensor(uint8)"]:
+            mismatch(f"outputs of types {types}, the card says one tensor(uint8) output")
+    expected = {k: card[k] for k in ("inputs", "outputs")}
+    if actual != expected:
+        mismatch(f"inputs/outputs {json.dumps(actual)}, the card says "
+                 f"{json.dumps(expected)}")
+
+
 def open_session(path: Path, kind: str, device: str = "auto", threads: int | None = None):
     """(onnxruntime session, card) of a verified ganlite model of the given kind."""
     import onnxruntime as ort
 
     path = Path(path)
-    model_bytes = _read_model_bytes(path)
-    card = _card_from_bytes(path, model_bytes)
+    model_bytes = _card.read_file(path)
+    card = _card.read(path, model_bytes)   # the seal, then the schema: before onnxruntime
     if card["kind"] != kind:
         raise ModelError(f"{path} is a {card['kind']} model, expected a {kind}")
     try:
         graph = _onnxfile.graph_bytes(model_bytes)
+        external = _onnxfile.uses_external_data(graph)
     except ValueError:
         raise ModelError(f"{path} is not a valid ONNX model (no graph)") from None
-    if hashlib.sha256(graph).hexdigest() != card.get("graph_sha256"):
-        raise IntegrityError(f"{path}: graph SHA-256 does not match its card: the model "
-                             f"was modified after export")
-    if _onnxfile.uses_external_data(graph):
+    if external:
         raise ModelError(f"{path} refers to external data files; ganlite loads "
                          f"self-contained models only")
 
@@ -97,17 +93,11 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
     try:
         # From bytes, not the path: nothing beside the file is ever opened.
         session = ort.InferenceSession(model_bytes, options, providers=providers)
-    except Exception as e:  # onnxruntime raises its own unexported exception types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ModelError(f"{path}: onnxruntime cannot load it ({_first_line(e)})") from None
     _providers.check_session(device, providers, session.get_providers())
-
-    actual = {"inputs": _signature(session.get_inputs()),
-              "outputs": _signature(session.get_outputs())}
-    expected = {k: card.get(k) for k in ("inputs", "outputs")}
-    if actual != expected:
-        raise IntegrityError(f"{path}: inputs/outputs {json.dumps(actual)} do not match "
-                             f"its card {json.dumps(expected)}")
+    _check_graph(path, card, {"inputs": _signature(session.get_inputs()),
+                              "outputs": _signature(session.get_outputs())})
     return session, card
 
 
@@ -137,6 +127,15 @@ MAX_BATCH_SIZE = 16_384
 IMAGE_BYTES = 28 * 28
 
 
+def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
+    """session.run, with onnxruntime's errors as ModelError."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ModelError(f"{path}: onnxruntime failed running the model "
+                         f"({_first_line(e)})") from None
+
+
 class Batch(NamedTuple):
     """Images start .. start + len(images) - 1 of a run: uint8 [b, 28, 28], labels [b]."""
     start: int
@@ -153,10 +152,6 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def _class_key(name: str) -> str:
-    return name.strip().lower().replace("_", "-").replace(" ", "-")
-
-
 class Generator:
     """A loaded ganlite generator. Safe to share between threads: it holds no state that
     generation changes, and onnxruntime sessions may be run from several threads."""
@@ -171,7 +166,7 @@ class Generator:
         self.session, self.card = open_session(self.path, "generator", device, threads)
         self._input_z = self.card["input_names"]["z"]
         self._input_label = self.card["input_names"].get("label")
-        self._output = self.session.get_outputs()[0].name
+        self._output = next(iter(self.card["outputs"]))
 
     name = property(lambda self: self.card["name"])
     latent_dim = property(lambda self: int(self.card["latent_dim"]))
@@ -260,8 +255,24 @@ class Generator:
         resolved = self._resolve_labels(labels, len(z))  # raises for unconditional models
         if self._input_label and resolved is None:
             raise UsageError(f"model {self.name!r} is conditional: give labels")
-        return self._images(z, None if resolved is None
-                            else self._slice_labels(resolved, 0, len(z)))
+        return self._run(z, None if resolved is None
+                         else self._slice_labels(resolved, 0, len(z)))
+
+    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """The one place the session runs: images uint8 [b, 28, 28] of latents z [b, ...]
+        (and labels int64 [b]), checked before anyone uses them; else ModelError."""
+        feeds: dict = {self._input_z: z}
+        if self._input_label:
+            feeds[self._input_label] = labels
+        images = run_checked(self.path, self.session, [self._output], feeds)[0]
+        b = len(z)
+        if (not isinstance(images, np.ndarray) or images.dtype != np.uint8
+                or images.shape != (b, 28, 28)):
+            what = (f"{images.dtype} {list(images.shape)}" if isinstance(images, np.ndarray)
+                    else type(images).__name__)
+            raise ModelError(f"{self.path}: the model returned {what} for a batch of {b}; "
+                             f"expected uint8 [{b}, 28, 28]")
+        return images
 
     def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
         """Validate generation arguments (UsageError naming the bad one); return
@@ -285,7 +296,7 @@ class Generator:
                                                              batch_size)
         for lo in range(start, n, batch_size):
             z, y = self._inputs(seed, lo, min(batch_size, n - lo), labels)
-            yield Batch(lo, self._images(z, y), y)
+            yield Batch(lo, self._run(z, y), y)
 
     def _inputs(self, seed: int, start: int, count: int,
                 labels: ResolvedLabels) -> tuple[np.ndarray, np.ndarray | None]:
@@ -294,13 +305,6 @@ class Generator:
         z, drawn = _latents.draw(seed, start, count, self.latent_dim,
                                  self.num_classes if self.conditional else 0)
         return z, (drawn if labels is None else self._slice_labels(labels, start, count))
-
-    def _images(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        """uint8 [b, 28, 28] images of latents z [b, latent_dim] (and labels [b])."""
-        feeds = {self._input_z: z}
-        if self._input_label:
-            feeds[self._input_label] = labels
-        return self.session.run([self._output], feeds)[0]
 
     def generate(self, n: int, seed: int = 0, *, labels: Labels = None,
                  batch_size: int = 256) -> np.ndarray:

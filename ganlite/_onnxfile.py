@@ -1,5 +1,6 @@
-"""Just enough of the ONNX file format, without the onnx package: the graph's hash and
-its external-data references, read from the protobuf wire format."""
+"""Just enough of the ONNX file format, without the onnx package: top-level fields with
+their byte spans, the graph and its external-data references, read from (and, for the
+model card, written in) the protobuf wire format."""
 from __future__ import annotations
 
 import hashlib
@@ -23,13 +24,36 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
+def encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def encode_field(number: int, value: bytes) -> bytes:
+    """One length-delimited field (wire type 2), in its shortest encoding."""
+    return encode_varint(number << 3 | 2) + encode_varint(len(value)) + value
+
+
 def fields(buf: bytes):
     """Yield (field_number, wire_type, value) of one protobuf message; value is bytes for
     length-delimited fields, an int otherwise. Raises ValueError on malformed input."""
+    for number, wire, value, _, _ in spans(buf):
+        yield number, wire, value
+
+
+def spans(buf: bytes):
+    """Like fields(), with each field's byte span: (number, wire, value, start, end), so
+    that buf[start:end] is the whole field, key and length included."""
     pos = 0
     while pos < len(buf):
+        start = pos
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
@@ -45,7 +69,7 @@ def fields(buf: bytes):
             raise ValueError(f"unsupported wire type {wire}")
         if pos > len(buf):
             raise ValueError("truncated field")
-        yield number, wire, value
+        yield number, wire, value, start, pos
 
 
 def graph_bytes(model_bytes: bytes) -> bytes:

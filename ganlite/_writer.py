@@ -274,7 +274,7 @@ class _Run:
                     self.progress(count)
                     continue
                 resumed_at = lo if resumed_at is None else resumed_at
-                images = g._images(z, y)
+                images = g._run(z, y)
                 items = [(names[k], images[k]) for k in todo]
                 pending.append((count, pool.submit(self._write_pngs, items)))
                 while len(pending) > 2:  # bounded memory: a few batches in flight
@@ -312,7 +312,7 @@ class _Run:
                     z, y = self.generator._inputs(self.seed, lo,
                                                   min(self.batch_size, self.n - lo),
                                                   self.labels)
-                    images = self.generator._images(z, y)
+                    images = self.generator._run(z, y)
                     for t in open_files:
                         t.append(images if t.item == IMAGE_BYTES else y.astype("<i8"))
                     self.written += len(images)

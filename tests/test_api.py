@@ -40,7 +40,7 @@ def test_card_is_read_from_the_model(default_generator):
     card = default_generator.card
     assert card["kind"] == "generator" and card["dataset"] == "mnist"
     assert default_generator.latent_dim == card["latent_dim"]
-    assert len(card["graph_sha256"]) == 64
+    assert len(card["model_sha256"]) == 64
     assert card["parity"]["max_gray_levels"] <= 1
 
 

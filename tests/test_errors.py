@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import ganlite
-from ganlite import _onnxfile
+from ganlite import _card, _onnxfile
 from ganlite._model import CARD_KEY
 
 from conftest import TINY_UNCONDITIONAL
@@ -34,17 +35,30 @@ def _encode(fields) -> bytes:
     return bytes(out)
 
 
-def with_card(model_bytes: bytes, edit) -> bytes:
-    """The model with its card JSON replaced by edit(card)."""
+def with_card_text(model_bytes: bytes, edit) -> bytes:
+    """The model with its card's JSON text replaced by edit(text), not sealed again."""
     fields = []
     for number, wire, value in _onnxfile.fields(model_bytes):
         if number == 14:
             entry = {n: v for n, w, v in _onnxfile.fields(value)}
             if entry[1].decode() == CARD_KEY:
-                card = edit(json.loads(entry[2]))
-                value = _encode([(1, 2, entry[1]), (2, 2, json.dumps(card).encode())])
+                value = _encode([(1, 2, entry[1]), (2, 2, edit(entry[2]))])
         fields.append((number, wire, value))
     return _encode(fields)
+
+
+def with_card(model_bytes: bytes, edit) -> bytes:
+    """The model with its card replaced by edit(card), not sealed again."""
+    return with_card_text(model_bytes,
+                          lambda text: json.dumps(edit(json.loads(text))).encode())
+
+
+def resealed(edit):
+    """A mutation: the card replaced by edit(card), sealed again as export would: the
+    seal holds, so only the card's schema and the graph can refuse it."""
+    def mutate(data: bytes) -> bytes:
+        return _card.seal(data, edit(_card.unverified_card("model", data)[0]))
+    return mutate
 
 
 def _tampered_graph(data: bytes) -> bytes:
@@ -54,34 +68,136 @@ def _tampered_graph(data: bytes) -> bytes:
     return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
 
 
+def _legacy(data: bytes) -> bytes:
+    """As exported before model_sha256: a card hashing only the graph."""
+    return with_card(data, lambda c: {**{k: v for k, v in c.items() if k != "model_sha256"},
+                                      "graph_sha256": _onnxfile.graph_sha256(data)})
+
+
+def _second_card(data: bytes) -> bytes:
+    _, start, end = _card._find(data)
+    return data + data[start:end]
+
+
+def _drop(key):
+    return lambda c: {k: v for k, v in c.items() if k != key}
+
+
+def _set(**changes):
+    return lambda c: {**c, **changes}
+
+
+INTEGRITY, MODEL = ganlite.IntegrityError, ganlite.ModelError
+MODIFIED = "modified after export"
+# name: (mutation of the tiny unconditional model, error class, text in the message)
 BAD_MODELS = {
-    "truncated": lambda d: d[:len(d) // 2],
-    "not onnx": lambda d: b"this is a text file, not a model\n",
-    "empty": lambda d: b"",
-    "graph modified": _tampered_graph,
-    "card without kind": lambda d: with_card(d, lambda c: {k: v for k, v in c.items()
-                                                           if k != "kind"}),
-    "io differs from card": lambda d: with_card(d, lambda c: {**c, "latent_dim": 9, "inputs": {
-        "z": {"type": "tensor(float)", "shape": [None, 9]}}}),
+    "truncated": (lambda d: d[:len(d) // 2], MODEL, "not a valid ONNX"),
+    "not onnx": (lambda d: b"this is a text file, not a model\n", MODEL, "not a valid ONNX"),
+    "empty": (lambda d: b"", MODEL, "no ganlite model card"),
+    "two cards": (_second_card, MODEL, "several model cards"),
+    "card not json": (lambda d: with_card_text(d, lambda t: t[:-1]), MODEL, "not valid JSON"),
+    "card not an object": (lambda d: with_card(d, lambda c: [c]), MODEL, "not a JSON object"),
+    # The seal: any byte changed anywhere.
+    "graph modified": (_tampered_graph, INTEGRITY, MODIFIED),
+    "ir_version modified": (lambda d: d[:1] + b"\x07" + d[2:], INTEGRITY, MODIFIED),
+    "other metadata modified": (lambda d: d.replace(b"Gray8", b"Gray9"), INTEGRITY, MODIFIED),
+    "metadata appended": (lambda d: d + _onnxfile.encode_field(14, _onnxfile.encode_field(
+        1, b"note") + _onnxfile.encode_field(2, b"hi")), INTEGRITY, MODIFIED),
+    "card edited": (lambda d: with_card(d, _set(latent_dim=9)), INTEGRITY, MODIFIED),
+    "card edited in place": (lambda d: d.replace(b'"latent_dim":8', b'"latent_dim":9'),
+                             INTEGRITY, MODIFIED),
+    "card reformatted": (lambda d: with_card_text(d, lambda t: json.dumps(json.loads(t))
+                                                  .encode()), INTEGRITY, MODIFIED),
+    "hash edited": (lambda d: d.replace(b'"model_sha256":"f', b'"model_sha256":"e', 1),
+                    INTEGRITY, MODIFIED),
+    "hash removed": (lambda d: with_card(d, _drop("model_sha256")), INTEGRITY,
+                     "has no model_sha256"),
+    "older export": (_legacy, INTEGRITY, "exported by an older version"),
+    # The schema: cards edited and sealed again, inconsistently.
+    "kind missing": (resealed(_drop("kind")), MODEL, "field 'kind' must be"),
+    "kind unknown": (resealed(_set(kind="discriminator")), MODEL, "field 'kind' must be"),
+    "name not text": (resealed(_set(name=["tiny"])), MODEL, "field 'name' must be a text"),
+    "name with newline": (resealed(_set(name="a\nb")), MODEL, "field 'name' must be a text"),
+    "latent_dim text": (resealed(_set(latent_dim="8")), MODEL,
+                        "field 'latent_dim' must be an integer 1-4096"),
+    "latent_dim huge": (resealed(_set(latent_dim=10**12)), MODEL, "'latent_dim' must be"),
+    "latent_dim vs inputs": (resealed(_set(latent_dim=9)), MODEL, "field 'inputs.z' must be"),
+    "conditional text": (resealed(_set(conditional="no")), MODEL,
+                         "field 'conditional' must be true or false"),
+    "conditional without label": (resealed(_set(conditional=True)), MODEL,
+                                  "field 'input_names' must be"),
+    "num_classes 1": (resealed(_set(num_classes=1)), MODEL,
+                      "field 'num_classes' must be an integer 2-1000"),
+    "num_classes vs class_names": (resealed(_set(num_classes=3)), MODEL,
+                                   "'class_names' must be a list of num_classes (3)"),
+    "class_names repeated": (resealed(_set(class_names=["0"] * 10)), MODEL,
+                             "must be distinct class names"),
+    "input_names not inputs": (resealed(_set(input_names={"z": "noise"})), MODEL,
+                               "'input_names' must be the names of the card's inputs"),
+    "input_names label": (resealed(_set(input_names={"z": "z", "label": "z"})), MODEL,
+                          "'input_names' must be an object naming the graph inputs"),
+    "outputs float": (resealed(_set(outputs={"image": {"type": "tensor(float)",
+                                                       "shape": [None, 28, 28]}})),
+                      MODEL, "field 'outputs.image' must be"),
+    "inputs malformed": (resealed(_set(inputs={"z": [None, 8]})), MODEL,
+                         "field 'inputs.z' must be"),
+    "dataset not text": (resealed(_set(dataset={"x": 1})), MODEL, "field 'dataset' must be"),
+    # The graph against a consistent card.
+    "io differs from graph": (resealed(_set(latent_dim=9, inputs={
+        "z": {"type": "tensor(float)", "shape": [None, 9]}})), INTEGRITY,
+        "does not match its card"),
 }
-BAD_MODEL_MESSAGES = {
-    "truncated": "not a valid ONNX", "not onnx": "not a valid ONNX",
-    "empty": "no ganlite model card", "graph modified": "SHA-256 does not match",
-    "card without kind": "no 'kind'", "io differs from card": "do not match its card",
-}
+
+
+def _assert_refused(cli, tmp_path, path, error, message):
+    with pytest.raises(error, match=re.escape(message)) as caught:
+        ganlite.Generator(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    out = tmp_path / "out"
+    result = cli("generate", "--n", 20, "--out", out, "--model", path)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())
 
 
 @pytest.mark.parametrize("case", list(BAD_MODELS))
 def test_bad_model_file(cli, tmp_path, case):
+    mutate, error, message = BAD_MODELS[case]
     path = tmp_path / "bad.onnx"
-    path.write_bytes(BAD_MODELS[case](TINY_UNCONDITIONAL.read_bytes()))
-    with pytest.raises(ganlite.ModelError, match=BAD_MODEL_MESSAGES[case]):
-        ganlite.Generator(path)
-    result = cli("generate", "--n", 3, "--out", tmp_path / "out", "--model", path)
-    assert result.exit_code == 1
-    assert BAD_MODEL_MESSAGES[case] in result.output
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "out").exists()
+    path.write_bytes(mutate(TINY_UNCONDITIONAL.read_bytes()))
+    _assert_refused(cli, tmp_path, path, error, message)
+
+
+CONDITIONAL_CARDS = {
+    # The issue's case: num_classes 3 made classes 3-9 unreachable, exit 0.
+    "num_classes 3": (_set(num_classes=3), "'class_names' must be a list of num_classes (3)"),
+    "num_classes 3 with 3 names": (_set(num_classes=3, class_names=["a", "b", "c"]), None),
+    "unconditional": (_set(conditional=False), "'input_names' must be an object naming"),
+    "no label input name": (_set(input_names={"z": "z"}), "'input_names' must be"),
+    "label input swapped": (_set(input_names={"z": "label", "label": "z"}),
+                            "field 'inputs.label' must be"),
+    "classifier kind": (_set(kind="classifier"), "field 'inputs' must be"),
+    "class name empty": (_set(class_names=[""] + [str(i) for i in range(1, 10)]),
+                         "field 'class_names[0]' must be a text"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONDITIONAL_CARDS))
+def test_conditional_card_edits(cli, tmp_path, case):
+    edit, message = CONDITIONAL_CARDS[case]
+    data = ganlite.list_models()["mnist-cdcgan"].read_bytes()
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(with_card(data, edit))          # edited: the seal breaks
+    _assert_refused(cli, tmp_path, path, ganlite.IntegrityError, MODIFIED)
+    path.write_bytes(resealed(edit)(data))           # edited and sealed again
+    if message is None:
+        # A consistent card the graph cannot contradict (the label embedding's size is
+        # inside the graph): it loads, and its labels are checked against the card.
+        with pytest.raises(ganlite.UsageError, match="this model has classes 0-2"):
+            ganlite.Generator(path).generate(2, labels=5)
+        return
+    _assert_refused(cli, tmp_path, path, ganlite.ModelError, message)
 
 
 def test_classifier_is_not_a_generator(tmp_path):
@@ -170,8 +286,6 @@ def test_external_data_is_refused(tmp_path):
     model = onnx.load(str(TINY_UNCONDITIONAL))
     onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
-    data = (tmp_path / "ext.onnx").read_bytes()
-    data = with_card(data, lambda c: {**c, "graph_sha256": _onnxfile.graph_sha256(data)})
-    (tmp_path / "ext.onnx").write_bytes(data)
+    (tmp_path / "ext.onnx").write_bytes(_card.seal((tmp_path / "ext.onnx").read_bytes()))
     with pytest.raises(ganlite.ModelError, match="external data"):
         ganlite.Generator(tmp_path / "ext.onnx")
