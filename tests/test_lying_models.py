@@ -13,7 +13,6 @@ import ganlite
 from ganlite import _card
 
 from conftest import DATA, TINY_UNCONDITIONAL
-from test_errors import _assert_refused
 
 LYING = DATA / "lying"
 LYING_GRAPHS = {
