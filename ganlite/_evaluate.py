@@ -10,6 +10,7 @@ FCD is biased upwards at small n: compare figures only at equal sample counts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import _registry
 from ._errors import ModelError, UsageError, describe
-from ._model import Generator, _check_int, open_session, run_checked
+from ._model import MAX_BATCH_SIZE, Generator, _check_int, open_session, run_checked
 
 CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
 # Samples held in memory for one evaluation (images, features and k-NN distances grow
@@ -180,9 +181,23 @@ class Evaluator:
         return p, f
 
     def evaluate_images(self, images: np.ndarray, source: str = "images",
-                        progress: Callable[[int], None] | None = None) -> EvaluationReport:
+                        progress: Callable[[int], None] | None = None,
+                        batch_size: int = 1000) -> EvaluationReport:
+        """Judge uint8 [n, 28, 28] images (2 <= n <= MAX_SAMPLES).
+
+        Args:
+            images: the images, 0 = black, 255 = white.
+            source: what the report says they are.
+            progress: called with k as each k images are classified.
+            batch_size: images per onnxruntime call.
+
+        Raises:
+            UsageError: not uint8 [n, 28, 28], or n out of range.
+            ModelError: the classifier returned something malformed.
+        """
         images = _check_images(images)
-        probs, feats = self.classify(images, progress=progress)
+        batch_size = _check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        probs, feats = self.classify(images, batch_size=batch_size, progress=progress)
         feats64 = feats.astype(np.float64)
         mu, sigma = feats64.mean(axis=0), np.cov(feats64, rowvar=False)
         fake_radii = knn_radii(feats, min(self.k, len(feats) - 1))
@@ -207,7 +222,7 @@ class Evaluator:
             if progress:
                 progress(len(batch.images))
         report = self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
-                                      progress=progress)
+                                      progress=progress, batch_size=batch_size)
         if generator.conditional:
             report = dataclasses.replace(report, label_accuracy=self.label_accuracy(
                 generator, _per_class(generator, n), seed, batch_size, progress))
@@ -251,23 +266,51 @@ def _per_class(generator: Generator, n: int) -> int:
     return max(n // generator.num_classes, 1)
 
 
-def evaluate(model=None, *, images=None, n: int = 10_000, seed: int = 0,
-             device: str = "auto", progress=None, dataset: str = "mnist") -> EvaluationReport:
-    """Evaluate a generator (name, path, Generator or None = default; judged by the
-    classifier of its card's dataset) or, with images=, a uint8 [n, 28, 28] array or a
-    folder of 28x28 PNGs read by load_png_folder (judged by the classifier of `dataset`)."""
+def evaluate(model: str | os.PathLike | Generator | None = None, *,
+             images: np.ndarray | str | os.PathLike | None = None, n: int = 10_000,
+             seed: int = 0, device: str = "auto",
+             progress: Callable[[int], None] | None = None, dataset: str | None = None,
+             batch_size: int = 1000) -> EvaluationReport:
+    """Evaluate a generator, or images.
+
+    Args:
+        model: a built-in name, a path, a loaded Generator, or None (the default model);
+            it is judged by the classifier of its card's dataset.
+        images: instead of a model: a uint8 [n, 28, 28] array or a folder of 28x28 PNGs
+            (see load_png_folder).
+        n: samples to generate (models only).
+        seed: seed of the samples (models only).
+        device: "auto", "cpu" or "cuda".
+        progress: called with k as each k images are done.
+        dataset: with images: whose classifier judges them ("mnist", the default, or
+            "fashion_mnist"). Not with a model.
+        batch_size: images per onnxruntime call.
+
+    Returns:
+        An EvaluationReport.
+
+    Raises:
+        UsageError: a bad argument (dataset given with a model, unknown dataset, ...).
+        ImageInputError: an image folder holds something that is not a 28x28 PNG.
+        ModelError: a model or classifier cannot be used.
+    """
     from ._images import load_png_folder
 
     if images is not None:
+        if model is not None:
+            raise UsageError("give a model or images to evaluate, not both")
         source = "images"
         if not isinstance(images, np.ndarray):
             source = f"folder {images}"
             images = load_png_folder(images)
         _check_images(images)
-        return Evaluator(dataset, device=device).evaluate_images(images, source, progress)
+        return Evaluator(dataset or "mnist", device=device).evaluate_images(
+            images, source, progress, batch_size=batch_size)
+    if dataset is not None:
+        raise UsageError("dataset goes with images; a model is judged by the classifier "
+                         "of its card's dataset")
     from ._model import load
 
     generator = model if isinstance(model, Generator) else load(model, device=device)
     evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
-    return evaluator.evaluate_generator(generator, n, seed, progress)
-
+    return evaluator.evaluate_generator(generator, n, seed, progress, batch_size=batch_size)

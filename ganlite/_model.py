@@ -86,7 +86,7 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
 
     providers = _providers.providers_for(device, ort.get_available_providers())
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4   # fatal only: errors are ours to report, once
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
@@ -128,9 +128,14 @@ IMAGE_BYTES = 28 * 28
 
 
 def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
-    """session.run, with onnxruntime's errors as ModelError."""
+    """session.run, with onnxruntime's errors as ModelError (and not also logged by
+    onnxruntime on stderr: the error is reported once, as one line)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4   # fatal only (3 is error)
     try:
-        return session.run(outputs, feeds)
+        return session.run(outputs, feeds, options)
     except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
         raise ModelError(f"{path}: onnxruntime failed running the model "
                          f"({_first_line(e)})") from None

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from . import _latents, _registry
+from . import __version__, _latents, _registry
 from ._errors import GanliteError, OutputError, UsageError
 from ._evaluate import MAX_SAMPLES
 from ._interpolate import MAX_FRAMES
@@ -108,12 +108,14 @@ model_option = click.option("--model", "-m", default=None, metavar="NAME|PATH",
                                  f"{_registry.DEFAULT_MODEL}).")
 device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",
                              show_default=True, help="auto picks CUDA when available.")
+quiet_option = click.option("--quiet", "-q", is_flag=True,
+                            help="No progress bar and no summary line on stderr.")
 seed_option = click.option("--seed", type=click.IntRange(0, _latents.MAX_SEED), default=0,
                            show_default=True, help="Same seed, same bytes.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ganlite")
+@click.version_option(__version__, prog_name="ganlite")
 def main():
     """Generate and evaluate handwritten digits with small ONNX GAN models."""
 
@@ -149,7 +151,8 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
 
 
 @main.command()
-@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="How many images.")
+@click.option("--n", "-n", "n", type=click.IntRange(min=1), required=True,
+              help="How many images.")
 @click.option("--out", type=click.Path(file_okay=True, dir_okay=True), required=True,
               help="Output folder (created if missing).")
 @seed_option
@@ -168,7 +171,7 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
               show_default=True, help="png files, or one images.npy for bulk use.")
 @click.option("--overwrite", is_flag=True,
               help="Replace another run's files in --out (other files are left alone).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option
 @_errors_to_exit
 def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
              fmt, overwrite, quiet):
@@ -197,8 +200,9 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
         done = f"resumed at image {result.resumed_at}: wrote {result.written} images to {out}"
     else:
         done = f"wrote {result.written} images to {out}"
-    click.echo(f"{done} (model {generator.name}, seed {seed}, {generator.providers[0]})",
-               err=True)
+    if not quiet:
+        click.echo(f"{done} (model {generator.name}, seed {seed}, "
+                   f"{generator.providers[0]})", err=True)
     if overwrite and result.others:
         shown = ", ".join(result.others[:5]) + (", ..." if len(result.others) > 5 else "")
         click.echo(f"left {len(result.others)} file(s) ganlite did not write in {out}: "
@@ -213,56 +217,54 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Animated GIF.")
 @click.option("--frames", type=click.Path(file_okay=False), default=None,
               help="Also write each frame as a PNG into this folder.")
-@click.option("--digit", type=int, default=None, help="Class to hold (conditional models).")
+@click.option("--digit", default=None, metavar="D",
+              help="Class to hold, by number (conditional models).")
 @click.option("--class", "class_name", default=None, metavar="NAME",
               help="Class to hold, by its name in the card (e.g. sneaker).")
 @click.option("--across-labels", is_flag=True,
               help="Fix the latent of the first seed and walk through every class.")
 @model_option
 @device_option
+@quiet_option
 @_errors_to_exit
-def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, model, device):
+def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, model, device,
+                quiet):
     """A latent walk (spherical interpolation) as an animated GIF."""
     from ._files import check_new_file, make_folder
     from ._interpolate import label_walk, save_animation, walk
     from ._model import load
 
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UsageError(f"--seeds {seeds!r}: expected integers separated by commas") from None
-    if any(not 0 <= s <= _latents.MAX_SEED for s in seed_list):
-        raise UsageError(f"--seeds {seeds!r}: seeds must be between 0 and {_latents.MAX_SEED}")
-    if digit is not None and class_name is not None:
-        raise UsageError("give --digit or --class, not both")
+    parts = [s.strip() for s in seeds.split(",") if s.strip()]
+    if not all(re.fullmatch(r"[0-9]+", s) for s in parts):
+        raise UsageError(f"--seeds {seeds!r}: expected seeds (0-{_latents.MAX_SEED}) "
+                         f"separated by commas")
+    seed_list = [int(s) for s in parts]
     check_new_file(out, "animation file")
     if frames is not None:
         make_folder(frames, "frames folder")
     generator = load(model, device=device)
-    if class_name is not None:
-        digit = generator.class_index(class_name)
-    if digit is not None and not generator.conditional:
-        raise UsageError(f"model {generator.name!r} is unconditional: --digit needs a "
-                         f"conditional model")
-    if digit is not None and not 0 <= digit < generator.num_classes:
-        raise UsageError(f"--digit {digit} out of range 0-{generator.num_classes - 1}")
+    label = _parse_classes(generator, () if digit is None else (digit,),
+                           () if class_name is None else (class_name,), False)
+    if isinstance(label, LabelCycle):
+        raise UsageError("a walk holds one class: give one --digit or --class")
     if across_labels:
         images = label_walk(generator, seed_list[0] if seed_list else 0)
         frame_ms = 400
     else:
-        images = walk(generator, seed_list, steps, digit)
+        images = walk(generator, seed_list, steps, label)
         frame_ms = 80
     save_animation(images, out, frame_ms=frame_ms, frames_dir=frames)
-    click.echo(f"wrote {out} ({len(images)} frames)" + (f" and {frames}/" if frames else ""),
-               err=True)
+    if not quiet:
+        click.echo(f"wrote {out} ({len(images)} frames)" + (f" and {frames}/" if frames
+                                                             else ""), err=True)
 
 
 @main.command()
-@click.argument("model", required=False)
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="The whole card as JSON.")
 @_errors_to_exit
 def info(model, as_json):
-    """Show a model's card (default model if none given)."""
+    """Show a model's card (the default model's if none is given)."""
     from ._model import read_card
 
     path = _registry.resolve(model)
@@ -286,18 +288,23 @@ def info(model, as_json):
 
 
 @main.command("models")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: {name: {kind, dataset, architecture, default, path}}.")
 @_errors_to_exit
-def list_models():
-    """List the built-in models."""
+def list_models(as_json):
+    """List the built-in models: generators, and the classifiers that evaluate them."""
     from ._model import read_card
 
-    lines = []
+    lines, listing = [], {}
     for name, path in _registry.builtin_models().items():
         card = read_card(path)
+        listing[name] = {"kind": card["kind"], "dataset": card.get("dataset"),
+                         "architecture": card.get("architecture"),
+                         "default": name == _registry.DEFAULT_MODEL, "path": str(path)}
         default = " (default)" if name == _registry.DEFAULT_MODEL else ""
         lines.append(f"{name:<22} {card['kind']:<11} {card.get('dataset', ''):<14} "
                      f"{card.get('architecture', '')}{default}")
-    _emit("\n".join(lines))
+    _emit(json.dumps(listing, indent=2) if as_json else "\n".join(lines))
 
 
 @main.command()
@@ -307,13 +314,16 @@ def list_models():
 @click.option("--dataset", default=None, metavar="NAME",
               help="With --images: whose classifier judges them (mnist, fashion_mnist; "
                    "default mnist). A model is judged by its card's dataset.")
-@click.option("--n", "n", type=click.IntRange(2, MAX_SAMPLES), default=10_000,
+@click.option("--n", "-n", "n", type=click.IntRange(2, MAX_SAMPLES), default=10_000,
               show_default=True, help="Samples to generate and judge.")
 @seed_option
 @device_option
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=1000,
+              show_default=True, help="Images per onnxruntime call.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@quiet_option
 @_errors_to_exit
-def evaluate(model, images, dataset, n, seed, device, as_json):
+def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet):
     """FCD, classifier score, class shares, precision and recall of a model or image
     folder."""
     from ._evaluate import Evaluator
@@ -325,17 +335,20 @@ def evaluate(model, images, dataset, n, seed, device, as_json):
     if dataset and not images:
         raise UsageError("--dataset goes with --images; a model is judged by the "
                          "classifier of its card's dataset")
+    hidden = quiet or as_json
     if images:
         evaluator = Evaluator(dataset or "mnist", device=device)
         array = load_png_folder(images)
-        with _Progress(len(array), "classifying", hidden=as_json or len(array) < 2000) as bar:
-            report = evaluator.evaluate_images(array, f"folder {images}", bar.update)
+        with _Progress(len(array), "classifying", hidden=hidden or len(array) < 2000) as bar:
+            report = evaluator.evaluate_images(array, f"folder {images}", bar.update,
+                                               batch_size=batch_size)
     else:
         generator = load(model, device=device)
         evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
         with _Progress(evaluator.progress_total(generator, n), "evaluating",
-                       hidden=as_json or n < 2000) as bar:
-            report = evaluator.evaluate_generator(generator, n, seed, bar.update)
+                       hidden=hidden or n < 2000) as bar:
+            report = evaluator.evaluate_generator(generator, n, seed, bar.update,
+                                                  batch_size=batch_size)
     _emit(json.dumps(report.to_dict()) if as_json else report.table())
 
 

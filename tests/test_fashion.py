@@ -25,11 +25,11 @@ def fashion_evaluator():
 def test_listed_with_its_classifier(cli):
     listing = cli("models").output
     assert FASHION in listing and "fashion-classifier" in listing
-    card = json.loads(cli("info", FASHION, "--json").output)
+    card = json.loads(cli("info", "--model", FASHION, "--json").output)
     assert card["dataset"] == "fashion_mnist" and card["conditional"] is True
     assert card["class_names"] == ["t-shirt", "trouser", "pullover", "dress", "coat",
                                    "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
-    assert "sneaker, bag, ankle-boot" in cli("info", FASHION).output   # the --class choices
+    assert "sneaker, bag, ankle-boot" in cli("info", "--model", FASHION).output   # the --class choices
 
 
 @pytest.mark.parametrize("spelling", ["ankle-boot", "Ankle boot", "ANKLE_BOOT"])

@@ -3,8 +3,13 @@
 anything is written; and every batch a session returns is checked."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +63,7 @@ class _Session:
     def __init__(self, result):
         self.result = result
 
-    def run(self, outputs, feeds):
+    def run(self, outputs, feeds, run_options=None):
         return self.result(feeds)
 
 
@@ -114,3 +119,23 @@ def test_lying_classifier(tmp_path, name, message):
         evaluator.classify(images)
     with pytest.raises(ganlite.ModelError, match=re.escape(message)):
         evaluator.evaluate_images(images)
+
+
+def test_onnxruntime_run_failure_is_one_line_on_stderr(tmp_path):
+    """A card resealed to claim an 11th class: label 10 passes the card's range check and
+    makes onnxruntime's Gather fail. onnxruntime logs such errors itself unless told not
+    to: the user must see one line, ours."""
+    data = ganlite.list_models()["mnist-cdcgan"].read_bytes()
+    card, _, _ = _card.unverified_card("x", data)
+    card = {**card, "num_classes": 11, "class_names": card["class_names"] + ["ten"]}
+    path = tmp_path / "eleven.onnx"
+    path.write_bytes(_card.seal(data, json.loads(json.dumps(card))))
+    done = subprocess.run(
+        [sys.executable, "-m", "ganlite", "generate", "-n", "3", "--digit", "10", "--model",
+         str(path), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(ganlite.__file__).parent.parent)},
+        timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "onnxruntime failed running the model" in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()
