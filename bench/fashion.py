@@ -56,9 +56,9 @@ def main() -> int:
     result = {
         "model": first, "fcd_by_seed": [round(r.fcd, 3) for r in reports],
         "floor": floor, "classifier_test_accuracy": evaluator.card.get("test_accuracy"),
-        "classifier_accuracy_by_class": dict(zip(names, map(lambda a: round(a, 4),
-                                                            real_accuracy))),
-        "generated_on_label_by_class": dict(zip(names, first["label_accuracy"])),
+        "classifier_accuracy_by_class": {name: round(a, 4) for name, a in
+                                         zip(names, real_accuracy, strict=True)},
+        "generated_on_label_by_class": dict(zip(names, first["label_accuracy"], strict=True)),
         "train_seconds": generator.card.get("train_seconds"),
         "steps": generator.card.get("train_steps"),
     }
@@ -69,7 +69,7 @@ def main() -> int:
     for name, r, time, steps in (
             ("e-fashion-cdcgan", first, f"{result['train_seconds'] / 60:.1f} min",
              result["steps"]), ("f-real-fashion", floor, "", "")):
-        rows.append(f"| {name} | {r['fcd']:.2f} | {r['mnist_score']:.2f} | "
+        rows.append(f"| {name} | {r['fcd']:.2f} | {r['classifier_score']:.2f} | "
                     f"{r['min_class_share']:.1%} / {r['max_class_share']:.1%} | "
                     f"{r['precision']:.3f} | {r['recall']:.3f} | {time} | {steps} |")
     rows += ["", "| class | " + " | ".join(names) + " |", "|---" * 11 + "|",

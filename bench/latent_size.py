@@ -52,7 +52,7 @@ def _row(label: str, generator: ganlite.Generator) -> dict:
             "steps": card.get("train_steps"), "train_seconds": card.get("train_seconds"),
             "fcd": round(float(np.mean(fcds)), 2), "fcd_min": round(min(fcds), 2),
             "fcd_max": round(max(fcds), 2),
-            "mnist_score": round(float(np.mean([r.mnist_score for r in reports])), 3),
+            "classifier_score": round(float(np.mean([r.classifier_score for r in reports])), 3),
             "precision": round(float(np.mean([r.precision for r in reports])), 3),
             "recall": round(float(np.mean([r.recall for r in reports])), 3),
             "min_label_accuracy": round(float(first.label_accuracy.min()), 4)}
@@ -101,7 +101,7 @@ def main() -> int:
              "recall | min on-label | train time |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['row']} | {r['steps']} | {r['fcd']:.2f} ({r['fcd_min']:.2f}-"
-                     f"{r['fcd_max']:.2f}) | {r['mnist_score']:.2f} | {r['precision']:.3f} | "
+                     f"{r['fcd_max']:.2f}) | {r['classifier_score']:.2f} | {r['precision']:.3f} | "
                      f"{r['recall']:.3f} | {r['min_label_accuracy']:.1%} | "
                      f"{r['train_seconds'] / 60:.1f} min |")
     table = "\n".join(lines) + "\n"

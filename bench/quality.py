@@ -52,7 +52,8 @@ def _trained_model(name: str, train_args: list[str], data: Path, runs: Path) -> 
 
 
 def _row(name, report, card):
-    return {"row": name, "fcd": round(report.fcd, 2), "mnist_score": round(report.mnist_score, 3),
+    return {"row": name, "fcd": round(report.fcd, 2),
+            "classifier_score": round(report.classifier_score, 3),
             "min_share": round(float(report.class_share.min()), 4),
             "max_share": round(float(report.class_share.max()), 4),
             "mean_confidence": round(report.mean_confidence, 4),
@@ -84,7 +85,7 @@ def _real_floor(data: Path, out: Path) -> dict:
     ganlite.save_grid(images[:100], out / "d-real-digits.png", columns=10)
     report = evaluate_as_folder(images, "mnist")
     return {"row": "d-real-digits", "fcd": round(report["fcd"], 2),
-            "mnist_score": round(report["mnist_score"], 3),
+            "classifier_score": round(report["classifier_score"], 3),
             "min_share": report["min_class_share"], "max_share": report["max_class_share"],
             "mean_confidence": report["mean_confidence"], "precision": report["precision"],
             "recall": report["recall"], "train_seconds": None, "steps": None}
@@ -158,7 +159,7 @@ def main() -> int:
     def minutes(seconds):
         return "" if seconds is None else f"{seconds / 60:.1f} min"
 
-    lines = [f"| {r['row']} | {r['fcd']:.2f} | {r['mnist_score']:.2f} | "
+    lines = [f"| {r['row']} | {r['fcd']:.2f} | {r['classifier_score']:.2f} | "
              f"{r['min_share']:.1%} / {r['max_share']:.1%} | {r['precision']:.3f} | "
              f"{r['recall']:.3f} | {minutes(r['train_seconds'])} | {r['steps'] or ''} |"
              for r in rows]

@@ -15,8 +15,9 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import ganlite  # noqa: E402
 from speed import median_rate as rate  # noqa: E402  (bench/ is on sys.path)
+
+import ganlite  # noqa: E402
 from ganlite import _latents  # noqa: E402
 
 

@@ -43,8 +43,8 @@ class ImageInputError(UsageError):
 
 def describe(value: object, limit: int = 60) -> str:
     """A short one-line description of a bad value for an error message."""
-    shape = getattr(value, "shape", None)
-    if shape is not None and getattr(value, "dtype", None) is not None:
-        return f"an array of {value.dtype} {list(shape)}"
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"an array of {dtype} {list(shape)}"
     text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."

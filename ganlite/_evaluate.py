@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,20 +29,36 @@ MAX_SAMPLES = 1_000_000
 
 @dataclass(frozen=True)
 class EvaluationReport:
+    """What the bundled classifier of a dataset says of a set of images.
+
+    Attributes:
+        n: images judged.
+        fcd: Frechet distance of the classifier's features to the test set's (lower is
+            better; biased upwards at small n: compare at equal n).
+        classifier_score: exp(E KL(p(y|x) || p(y))) with the dataset's classifier ("MNIST
+            score" for MNIST); at most the number of classes.
+        class_share: float [classes], share of images classified as each class; sums to 1.
+        mean_confidence: mean of the highest class probability.
+        precision: share of images within the k-NN balls of real test images (k=3).
+        recall: share of real test images within the k-NN balls of the images.
+        source: what was judged ("model NAME (seed S)", "folder DIR", "images").
+        dataset: whose classifier judged ("mnist", "fashion_mnist").
+        label_accuracy: conditional models: float [classes], per class the share of
+            images asked for as that class that the classifier assigns to it; else None.
+    """
     n: int
     fcd: float
-    mnist_score: float
-    class_share: np.ndarray       # [classes], sums to 1
+    classifier_score: float
+    class_share: np.ndarray
     mean_confidence: float
     precision: float
     recall: float
     source: str = ""
-    dataset: str = "mnist"        # whose classifier judged: "MNIST score" is its score
-    # Conditional models: per class, the share of images asked for as that class that the
-    # classifier assigns to it.
+    dataset: str = "mnist"
     label_accuracy: np.ndarray | None = None
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (floats rounded to 4 places)."""
         d = dataclasses.asdict(self)
         d["class_share"] = [round(float(s), 4) for s in self.class_share]
         d["min_class_share"] = round(float(self.class_share.min()), 4)
@@ -60,7 +76,7 @@ class EvaluationReport:
     def table(self) -> str:
         shares = "  ".join(f"{k}:{s:5.1%}" for k, s in enumerate(self.class_share))
         rows = [("source", self.source), ("samples", f"{self.n}"),
-                ("FCD", f"{self.fcd:.3f}"), (self.score_name, f"{self.mnist_score:.3f}"),
+                ("FCD", f"{self.fcd:.3f}"), (self.score_name, f"{self.classifier_score:.3f}"),
                 ("mean confidence", f"{self.mean_confidence:.4f}"),
                 ("precision (k=3)", f"{self.precision:.4f}"),
                 ("recall (k=3)", f"{self.recall:.4f}"),
@@ -205,7 +221,7 @@ class Evaluator:
         return EvaluationReport(
             n=len(images),
             fcd=frechet_distance(mu, sigma, self.mu, self.sigma),
-            mnist_score=classifier_score(probs.astype(np.float64)),
+            classifier_score=classifier_score(probs.astype(np.float64)),
             class_share=share,
             mean_confidence=float(probs.max(axis=1).mean()),
             precision=coverage(feats, self.real_features, self.real_radii),

@@ -141,11 +141,13 @@ def block_size(folder: Path) -> int:
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # unreachable
+    if n < 1000:
+        return f"{n:,} bytes"
+    units = ("KB", "MB", "GB", "TB", "PB")
+    value, i = n / 1000, 0
+    while value >= 1000 and i < len(units) - 1:
+        value, i = value / 1000, i + 1
+    return f"{value:.1f} {units[i]}"
 
 
 class FolderLock:

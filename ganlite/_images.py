@@ -85,7 +85,8 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None =
     path = check_new_file(path, "grid file")
     image = Image.fromarray(grid)
     if scale > 1:
-        image = image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+        image = image.resize((grid.shape[1] * scale, grid.shape[0] * scale),
+                             Image.Resampling.NEAREST)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return atomic_write_bytes(path, buf.getvalue())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -112,7 +112,7 @@ def save_animation(frames: np.ndarray, path: str | os.PathLike, scale: int = 4,
     if frames_dir is not None:
         frames_dir = make_folder(frames_dir, "frames folder")
     h, w = frames.shape[1:]
-    images = [Image.fromarray(f).resize((w * scale, h * scale), Image.NEAREST)
+    images = [Image.fromarray(f).resize((w * scale, h * scale), Image.Resampling.NEAREST)
               for f in frames]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -13,7 +14,6 @@ from . import _card, _latents, _onnxfile, _providers, _registry
 from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
 from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError, describe
-
 
 
 def read_card(model: str | os.PathLike | None = None) -> dict:
@@ -173,14 +173,37 @@ class Generator:
         self._input_label = self.card["input_names"].get("label")
         self._output = next(iter(self.card["outputs"]))
 
-    name = property(lambda self: self.card["name"])
-    latent_dim = property(lambda self: int(self.card["latent_dim"]))
-    num_classes = property(lambda self: int(self.card.get("num_classes", 0)))
-    conditional = property(lambda self: bool(self.card.get("conditional")))
-    class_names = property(lambda self: list(self.card.get("class_names", [])))
-    providers = property(lambda self: self.session.get_providers())
+    @property
+    def name(self) -> str:
+        """The model's name, from its card (e.g. "mnist-cdcgan")."""
+        return str(self.card["name"])
 
-    def __repr__(self):
+    @property
+    def latent_dim(self) -> int:
+        """Width of the latent z: decode() takes float32 [b, latent_dim]."""
+        return int(self.card["latent_dim"])
+
+    @property
+    def conditional(self) -> bool:
+        """True if the model takes a class label (labels=, --digit, --class)."""
+        return bool(self.card.get("conditional"))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of a conditional model (0 for an unconditional one)."""
+        return int(self.card.get("num_classes", 0)) if self.conditional else 0
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in class-number order (empty for an unconditional model)."""
+        return [str(c) for c in self.card.get("class_names", [])] if self.conditional else []
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime execution providers of the session, the one in use first."""
+        return list(self.session.get_providers())
+
+    def __repr__(self) -> str:
         return f"<Generator {self.name!r} latent_dim={self.latent_dim} {self.providers[0]}>"
 
     def class_index(self, name: str) -> int:
@@ -239,9 +262,9 @@ class Generator:
         """int64 [count] labels of images start .. start + count - 1 of resolved labels."""
         if isinstance(labels, tuple):
             return np.asarray(labels, np.int64)[np.arange(start, start + count) % len(labels)]
-        if np.ndim(labels) == 0:
-            return np.full(count, labels, np.int64)
-        return labels[start:start + count]
+        if isinstance(labels, np.ndarray):
+            return labels[start:start + count]
+        return np.full(count, labels, np.int64)
 
     def decode(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
         """Images of explicit latents z float32 [b, latent_dim] (labels int [b] for
@@ -279,10 +302,17 @@ class Generator:
                              f"expected uint8 [{b}, 28, 28]")
         return images
 
-    def check_args(self, n, seed, labels=None, start: int = 0, batch_size: int = 256):
-        """Validate generation arguments (UsageError naming the bad one); return
-        (n, seed, start, batch_size, labels): ints, and labels resolved (None, one class
-        number, or int64 [n])."""
+    def check_args(self, n: int, seed: int, labels: Labels = None, start: int = 0,
+                   batch_size: int = 256) -> tuple[int, int, int, int, ResolvedLabels]:
+        """Validate generation arguments.
+
+        Returns:
+            (n, seed, start, batch_size, labels): ints, and labels resolved (None, one
+            class number, a tuple of class numbers to cycle, or int64 [n]).
+
+        Raises:
+            UsageError: naming the bad argument and its valid range.
+        """
         n = _check_int("n", n, 1)
         seed = _check_int("seed", seed, 0, _latents.MAX_SEED)
         start = _check_int("start", start, 0, n)
@@ -297,10 +327,10 @@ class Generator:
         class name such as "sneaker") gives every image that class; a sequence of n ints
         or names gives image i the class labels[i]; a LabelCycle repeats its classes.
         """
-        n, seed, start, batch_size, labels = self.check_args(n, seed, labels, start,
-                                                             batch_size)
+        n, seed, start, batch_size, resolved = self.check_args(n, seed, labels, start,
+                                                               batch_size)
         for lo in range(start, n, batch_size):
-            z, y = self._inputs(seed, lo, min(batch_size, n - lo), labels)
+            z, y = self._inputs(seed, lo, min(batch_size, n - lo), resolved)
             yield Batch(lo, self._run(z, y), y)
 
     def _inputs(self, seed: int, start: int, count: int,

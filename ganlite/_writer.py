@@ -15,10 +15,11 @@ import json
 import os
 import re
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -314,7 +315,9 @@ class _Run:
                                                   self.labels)
                     images = self.generator._run(z, y)
                     for t in open_files:
-                        t.append(images if t.item == IMAGE_BYTES else y.astype("<i8"))
+                        rows = images if t.item == IMAGE_BYTES else y
+                        assert rows is not None  # labels.npy exists for conditional models
+                        t.append(rows)
                     self.written += len(images)
                     self.progress(len(images))
             finally:
@@ -330,7 +333,7 @@ class _NpyFile:
     appended in order, so that the rows on disk after any crash are a prefix of the run."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], descr: str, item: int):
-        self.path, self.item = path, item
+        self.path, self.item, self.dtype = path, item, np.dtype(descr)
         self.partial = _files.temporary_name(path, partial=True)
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(
@@ -338,7 +341,7 @@ class _NpyFile:
         self.header = buf.getvalue()
         self.size = len(self.header) + shape[0] * item
         self.n = shape[0]
-        self.file: io.BufferedRandom | None = None
+        self.file: BinaryIO | None = None
         self.final = _size_of(path) == self.size
         self.have = self.size if self.final else self._partial_bytes()
         self.done = self.n if self.final else max(self.have - len(self.header), 0) // item
@@ -355,20 +358,20 @@ class _NpyFile:
 
     def open_at(self, start: int) -> None:
         try:
-            if start and self.done >= start:
-                self.file = open(self.partial, "r+b")
-            else:
-                self.file = open(self.partial, "wb")
-                self.file.write(self.header)
-            self.file.truncate(len(self.header) + start * self.item)
-            self.file.seek(0, os.SEEK_END)
+            resume = bool(start) and self.done >= start
+            file: BinaryIO = open(self.partial, "r+b" if resume else "wb")  # noqa: SIM115
+            self.file = file  # closed by close(), after the run's last batch
+            if not resume:
+                file.write(self.header)
+            file.truncate(len(self.header) + start * self.item)
+            file.seek(0, os.SEEK_END)
         except OSError as e:
             raise _files.os_error(self.path, e) from None
 
     def append(self, rows: np.ndarray) -> None:
         assert self.file is not None
         try:
-            self.file.write(np.ascontiguousarray(rows).tobytes())
+            self.file.write(np.ascontiguousarray(rows, self.dtype).tobytes())
         except OSError as e:
             raise _files.os_error(self.path, e) from None
 

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -80,7 +81,7 @@ class _Progress:
 
     def __init__(self, length: int, label: str, hidden: bool):
         self.length, self.label, self.hidden = length, label, hidden
-        self.bar = None
+        self.bar: Any = None   # a click ProgressBar once work starts
 
     def update(self, k: int) -> None:
         if self.bar is None:
@@ -101,6 +102,15 @@ def _sigterm_as_interrupt():
     def handler(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+
+
+def _quiet_onnxruntime() -> None:
+    """The command owns its process: onnxruntime's own log lines (e.g. 'Failed to load
+    library libonnxruntime_providers_cuda.so' before the CPU fallback that ganlite then
+    refuses) would come before our one-line error. The library leaves this global alone."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(4)
 
 
 model_option = click.option("--model", "-m", default=None, metavar="NAME|PATH",
@@ -182,6 +192,7 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
     from ._writer import write_images
 
     _sigterm_as_interrupt()
+    _quiet_onnxruntime()
     generator = load(model, device=device)
     labels = _parse_classes(generator, digits, class_names, balanced)
     if grid:
@@ -242,6 +253,7 @@ def interpolate(seeds, steps, out, frames, digit, class_name, across_labels, mod
     check_new_file(out, "animation file")
     if frames is not None:
         make_folder(frames, "frames folder")
+    _quiet_onnxruntime()
     generator = load(model, device=device)
     label = _parse_classes(generator, () if digit is None else (digit,),
                            () if class_name is None else (class_name,), False)
@@ -336,6 +348,7 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
         raise UsageError("--dataset goes with --images; a model is judged by the "
                          "classifier of its card's dataset")
     hidden = quiet or as_json
+    _quiet_onnxruntime()
     if images:
         evaluator = Evaluator(dataset or "mnist", device=device)
         array = load_png_folder(images)

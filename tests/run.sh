@@ -22,5 +22,8 @@ echo "== runtime-only environment (.venv-runtime, no TensorFlow)"
 rm -rf .venv-runtime
 "$PYTHON" -m venv .venv-runtime
 .venv-runtime/bin/pip install -q ".[dev]"
+echo "== lint (ruff) and types (mypy, on ganlite/)"
+.venv-runtime/bin/ruff check .
+.venv-runtime/bin/mypy
 # The pytest script, not `python -m pytest`: the checkout must not shadow the wheel.
 GANLITE_RUNTIME_ONLY=1 .venv-runtime/bin/pytest -m "not train" -p no:cacheprovider -q tests

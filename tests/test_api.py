@@ -77,7 +77,7 @@ def test_shared_generator_is_thread_safe(default_generator):
     sequential = [default_generator.generate(64, seed=s) for s in seeds]
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lambda s: default_generator.generate(64, seed=s), seeds))
-    for a, b in zip(sequential, parallel):
+    for a, b in zip(sequential, parallel, strict=True):
         assert np.array_equal(a, b)
 
 

@@ -28,13 +28,16 @@ def test_same_seed_same_bytes(cli, tmp_path):
         assert cli("generate", "--n", 30, "--seed", 7, "--out", tmp_path / name).exit_code == 0
     a, b = _pngs(tmp_path / "a"), _pngs(tmp_path / "b")
     assert [p.name for p in a] == [p.name for p in b]
-    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
 
 
 def test_files_match_the_api(cli, tmp_path, default_generator):
-    cli("generate", "--n", 5, "--seed", 3, "--out", tmp_path)
+    result = cli("generate", "--n", 5, "--seed", 3, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
     images = default_generator.generate(5, seed=3)
-    for image, path in zip(images, _pngs(tmp_path)):
+    files = _pngs(tmp_path)
+    assert len(files) == 5
+    for image, path in zip(images, files, strict=True):
         assert np.array_equal(np.asarray(Image.open(path)), image)
 
 
@@ -48,7 +51,7 @@ def test_rerun_completes_a_partial_folder_with_the_same_bytes(cli, tmp_path):
     result = cli("generate", "--n", 40, "--out", tmp_path / "part")
     assert result.exit_code == 0 and "wrote 20 images" in result.output
     assert files[0].stat().st_mtime_ns == kept_mtime  # not rewritten
-    for x, y in zip(_pngs(tmp_path / "full"), _pngs(tmp_path / "part")):
+    for x, y in zip(_pngs(tmp_path / "full"), _pngs(tmp_path / "part"), strict=True):
         assert x.name == y.name and x.read_bytes() == y.read_bytes()
 
 
@@ -74,8 +77,7 @@ def test_grid_and_npy(cli, tmp_path, default_generator):
 
 
 def test_conditional_digits_in_file_names(cli, tmp_path, default_generator):
-    if not default_generator.conditional:
-        return
+    assert default_generator.conditional   # the shipped default is conditional
     result = cli("generate", "--n", 6, "--digit", "3,7", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert [p.name for p in _pngs(tmp_path)] == [
@@ -86,12 +88,24 @@ def test_conditional_digits_in_file_names(cli, tmp_path, default_generator):
 
 
 def test_info_and_models(cli):
-    result = cli("info")
-    assert result.exit_code == 0 and "latent_dim" in result.output
     card = json.loads(cli("info", "--json").output)
+    assert card == ganlite.read_card()           # the whole card, exactly
     assert card["name"] == ganlite.DEFAULT_MODEL
-    listing = cli("models").output
-    assert ganlite.DEFAULT_MODEL in listing and "(default)" in listing
+    result = cli("info")
+    assert result.exit_code == 0
+    rows = dict(line.split(None, 1) for line in result.output.strip().splitlines())
+    assert rows["name"] == card["name"] and rows["latent_dim"] == str(card["latent_dim"])
+    assert rows["class_names"] == ", ".join(card["class_names"])
+    assert rows["path"] == str(ganlite.list_models()[ganlite.DEFAULT_MODEL])
+    other = json.loads(cli("info", "--model", "fashion-cdcgan", "--json").output)
+    assert other["name"] == "fashion-cdcgan" and other != card
+    listing = json.loads(cli("models", "--json").output)
+    assert set(listing) == set(ganlite.list_models())
+    assert [n for n, m in listing.items() if m["default"]] == [ganlite.DEFAULT_MODEL]
+    text = cli("models").output.splitlines()
+    assert len(text) == len(listing)
+    assert [line for line in text if line.endswith("(default)")] == [
+        line for line in text if line.startswith(ganlite.DEFAULT_MODEL + " ")]
 
 
 def test_class_by_name(cli, tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-from train.data import DataError, load, read_idx  # noqa: E402
-
 from conftest import FASHION_DEBIAN, FASHION_SMALL, MNIST_SMALL  # noqa: E402
+
+from train.data import DataError, load, read_idx  # noqa: E402
 
 pytestmark = pytest.mark.train
 

@@ -5,12 +5,11 @@ import json
 import re
 
 import pytest
+from conftest import TINY_UNCONDITIONAL
 
 import ganlite
 from ganlite import _card, _onnxfile
 from ganlite._model import CARD_KEY
-
-from conftest import TINY_UNCONDITIONAL
 
 
 def _varint(n: int) -> bytes:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from conftest import FASHION_SMALL, read_idx_images, read_idx_labels
 
 import ganlite
-from conftest import FASHION_SMALL, read_idx_images, read_idx_labels
 
 FASHION = "fashion-cdcgan"
 
@@ -29,7 +28,8 @@ def test_listed_with_its_classifier(cli):
     assert card["dataset"] == "fashion_mnist" and card["conditional"] is True
     assert card["class_names"] == ["t-shirt", "trouser", "pullover", "dress", "coat",
                                    "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
-    assert "sneaker, bag, ankle-boot" in cli("info", "--model", FASHION).output   # the --class choices
+    # the --class choices
+    assert "sneaker, bag, ankle-boot" in cli("info", "--model", FASHION).output
 
 
 @pytest.mark.parametrize("spelling", ["ankle-boot", "Ankle boot", "ANKLE_BOOT"])

@@ -17,11 +17,10 @@ import random
 
 import numpy as np
 import pytest
+from conftest import TINY_UNCONDITIONAL
 
 import ganlite
 from ganlite import _card, _onnxfile
-
-from conftest import TINY_UNCONDITIONAL
 
 MUTATIONS = int(os.environ.get("GANLITE_FUZZ_MUTATIONS", "3000"))
 CARD_MUTATIONS = int(os.environ.get("GANLITE_FUZZ_CARD_MUTATIONS", "600"))

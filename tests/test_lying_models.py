@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, TINY_UNCONDITIONAL
 
 import ganlite
 from ganlite import _card
-
-from conftest import DATA, TINY_UNCONDITIONAL
 
 LYING = DATA / "lying"
 LYING_GRAPHS = {

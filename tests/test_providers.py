@@ -32,3 +32,22 @@ def test_silent_cpu_fallback_is_refused_for_cuda():
         check_session("cuda", [CUDA, CPU], [CPU])
     check_session("cuda", [CUDA, CPU], [CUDA, CPU])
     check_session("auto", [CUDA, CPU], [CPU])  # auto may fall back: that is its meaning
+
+
+def test_two_onnxruntime_builds_are_refused_with_the_fix(monkeypatch):
+    from ganlite import _providers
+
+    monkeypatch.setattr(_providers, "installed_onnxruntimes",
+                        lambda: ["onnxruntime", "onnxruntime-gpu"])
+    for device in ("auto", "cuda"):
+        with pytest.raises(DeviceError, match="onnxruntime and onnxruntime-gpu are both "
+                                              "installed.*pip uninstall -y onnxruntime"):
+            providers_for(device, [CUDA, CPU])
+    assert providers_for("cpu", [CUDA, CPU]) == [CPU]   # any build runs on the CPU
+
+
+def test_installed_builds_are_read_from_site_packages():
+    from ganlite._providers import installed_onnxruntimes
+
+    assert "onnxruntime" in installed_onnxruntimes() or \
+        "onnxruntime-gpu" in installed_onnxruntimes()

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import has_module
 
 RUNTIME_ONLY = os.environ.get("GANLITE_RUNTIME_ONLY") == "1"
