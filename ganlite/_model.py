@@ -364,6 +364,41 @@ class Generator:
 
 def load(model: str | os.PathLike | None = None, device: str = "auto",
          threads: int | None = None) -> Generator:
-    """Load a generator: a built-in name (see list_models), a path to an .onnx file, or
-    None for the default model. device is 'auto', 'cpu' or 'cuda'."""
+    """Load a generator.
+
+    Args:
+        model: a built-in name (see list_models()), a path to an .onnx file exported by
+            `python -m export`, or None for the default model (DEFAULT_MODEL).
+        device: "auto" (CUDA when onnxruntime offers it, else the CPU), "cpu" or "cuda".
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+
+    Returns:
+        A Generator, safe to share between threads.
+
+    Raises:
+        UnknownModelError: no built-in model has that name and no file that path.
+        ModelError: the file is not a sealed, valid ganlite generator (IntegrityError if it
+            was modified after export).
+        DeviceError: an unknown device, or one onnxruntime cannot provide.
+    """
     return Generator(model, device=device, threads=threads)
+
+
+def list_models(kind: str | None = "generator") -> dict[str, Path]:
+    """The built-in models: {name: path of the .onnx file}.
+
+    Args:
+        kind: "generator" (what load() takes), "classifier" (what Evaluator uses), or None
+            for every built-in model.
+
+    Raises:
+        UsageError: an unknown kind.
+    """
+    if kind is not None and (not isinstance(kind, str) or kind not in _card.KINDS):
+        raise UsageError(f"unknown model kind {describe(kind)}; choose one of "
+                         f"{', '.join(_card.KINDS)} (or None for all)")
+    models = _registry.builtin_models()
+    if kind is None:
+        return models
+    return {name: path for name, path in models.items()
+            if _card.read(path, _card.read_file(path))["kind"] == kind}

@@ -44,9 +44,16 @@ def test_card_is_read_from_the_model(default_generator):
     assert card["parity"]["max_gray_levels"] <= 1
 
 
-def test_list_models_has_default_and_classifier():
-    models = ganlite.list_models()
-    assert ganlite.DEFAULT_MODEL in models and "mnist-classifier" in models
+def test_list_models_lists_what_load_takes():
+    generators = ganlite.list_models()
+    assert set(generators) == {"mnist-cdcgan", "fashion-cdcgan"}
+    for name in generators:
+        ganlite.load(name)
+    classifiers = ganlite.list_models("classifier")
+    assert set(classifiers) == {"mnist-classifier", "fashion-classifier"}
+    assert ganlite.list_models(kind=None) == {**generators, **classifiers}
+    with pytest.raises(ganlite.UsageError, match="choose one of generator, classifier"):
+        ganlite.list_models("gan")
 
 
 def test_conditional_labels(default_generator):

@@ -27,7 +27,7 @@ CALLS = {
     "load": lambda g, tmp, a, b: ganlite.load(a, device=b),
     "Generator": lambda g, tmp, a, b: ganlite.Generator(a, threads=b),
     "read_card": lambda g, tmp, a, b: ganlite.read_card(a),
-    "list_models": lambda g, tmp, a, b: ganlite.list_models(),
+    "list_models": lambda g, tmp, a, b: ganlite.list_models(a),
     "save_png": lambda g, tmp, a, b: ganlite.save_png(a, tmp / "x.png"),
     "save_png path": lambda g, tmp, a, b: ganlite.save_png(np.zeros((28, 28), np.uint8), a),
     "make_grid": lambda g, tmp, a, b: ganlite.make_grid(a, b),

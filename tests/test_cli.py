@@ -100,7 +100,7 @@ def test_info_and_models(cli):
     other = json.loads(cli("info", "--model", "fashion-cdcgan", "--json").output)
     assert other["name"] == "fashion-cdcgan" and other != card
     listing = json.loads(cli("models", "--json").output)
-    assert set(listing) == set(ganlite.list_models())
+    assert set(listing) == set(ganlite.list_models(kind=None))
     assert [n for n, m in listing.items() if m["default"]] == [ganlite.DEFAULT_MODEL]
     text = cli("models").output.splitlines()
     assert len(text) == len(listing)

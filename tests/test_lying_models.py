@@ -98,7 +98,7 @@ def test_onnxruntime_errors_while_running_are_model_errors():
 def _classifier(tmp_path, name: str) -> ganlite.Evaluator:
     path = tmp_path / f"{name}.onnx"
     shutil.copy(LYING / f"{name}.onnx", path)
-    shutil.copy(ganlite.list_models()["mnist-classifier"].with_suffix(".npz"),
+    shutil.copy(ganlite.list_models("classifier")["mnist-classifier"].with_suffix(".npz"),
                 path.with_suffix(".npz"))
     return ganlite.Evaluator(classifier=path, device="cpu")
 
