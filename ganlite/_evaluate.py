@@ -139,10 +139,22 @@ def coverage(queries: np.ndarray, points: np.ndarray, radii: np.ndarray,
 
 
 class Evaluator:
-    """The bundled classifier and its reference statistics on the test set."""
+    """A dataset's bundled classifier and its reference statistics on the test set."""
 
     def __init__(self, dataset: str = "mnist", device: str = "auto",
                  classifier: str | Path | None = None):
+        """Load the classifier that judges images of `dataset`.
+
+        Args:
+            dataset: "mnist" or "fashion_mnist" (see CLASSIFIERS).
+            device: "auto", "cpu" or "cuda".
+            classifier: instead of the dataset's: a classifier's name or .onnx path, with
+                its reference statistics (.npz) beside it.
+
+        Raises:
+            UsageError: no bundled classifier for `dataset`.
+            ModelError: the classifier or its statistics cannot be used.
+        """
         if classifier is None:
             if not isinstance(dataset, str) or dataset not in CLASSIFIERS:
                 raise UsageError(f"no bundled classifier for dataset {describe(dataset)}; "

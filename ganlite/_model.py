@@ -142,7 +142,13 @@ def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
 
 
 class Batch(NamedTuple):
-    """Images start .. start + len(images) - 1 of a run: uint8 [b, 28, 28], labels [b]."""
+    """Images start .. start + len(images) - 1 of a run.
+
+    Attributes:
+        start: index of the first image in the run.
+        images: uint8 [b, 28, 28], 0 = black, 255 = white.
+        labels: int64 [b], the class of each image (None for unconditional models).
+    """
     start: int
     images: np.ndarray
     labels: np.ndarray | None
@@ -208,7 +214,12 @@ class Generator:
 
     def class_index(self, name: str) -> int:
         """The class number of a class name from the card ("sneaker", "Ankle boot",
-        "ankle_boot" and "ankle-boot" are the same class)."""
+        "ankle_boot" and "ankle-boot" are the same class).
+
+        Raises:
+            UsageError: the model is unconditional, or has no such class (the message
+                lists its classes).
+        """
         if not self.conditional:
             raise UsageError(f"model {self.name!r} is unconditional: it has no classes "
                              f"to choose from")
@@ -267,8 +278,20 @@ class Generator:
         return np.full(count, labels, np.int64)
 
     def decode(self, z: np.ndarray, labels: Labels = None) -> np.ndarray:
-        """Images of explicit latents z float32 [b, latent_dim] (labels int [b] for
-        conditional models) as uint8 [b, 28, 28]."""
+        """Images of explicit latents.
+
+        Args:
+            z: float32 [b, latent_dim], finite, 1 <= b <= MAX_BATCH_SIZE.
+            labels: conditional models (required): one class, or one per latent (numbers
+                or class names).
+
+        Returns:
+            uint8 [b, 28, 28], 0 = black, 255 = white.
+
+        Raises:
+            UsageError: z of the wrong shape or not finite, labels missing or out of range.
+            ModelError: the model returned something other than b images.
+        """
         try:
             z = np.asarray(z, np.float32)
         except (ValueError, TypeError):
