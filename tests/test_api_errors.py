@@ -2,6 +2,7 @@
 GanliteError subclass: never TypeError, ValueError, ZeroDivisionError, OSError..."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -64,11 +65,17 @@ def test_public_api_raises_only_ganlite_errors(default_generator, name):
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(a=junk, b=junk)
     def check(a, b):
+        # Relative junk paths ("0", "mnist-classifier") land in the temporary folder, never
+        # in the checkout.
         with tempfile.TemporaryDirectory() as tmp:
+            cwd = os.getcwd()
+            os.chdir(tmp)
             try:
                 CALLS[name](default_generator, Path(tmp), a, b)
             except ganlite.GanliteError as e:
                 assert str(e) and "\n" not in str(e)
+            finally:
+                os.chdir(cwd)
     check()
 
 
