@@ -1,4 +1,5 @@
-"""Dataset loading: the real fixture loads; bad files get an error naming the file."""
+"""Dataset loading for training (train.data.load over ganlite.datasets): the real fixture
+loads; bad files get an error naming the file."""
 from __future__ import annotations
 
 import gzip
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-from train.data import DataError, load, read_idx  # noqa: E402
+from conftest import FASHION_DEBIAN, FASHION_SMALL, MNIST_SMALL
 
-from conftest import FASHION_DEBIAN, FASHION_SMALL, MNIST_SMALL  # noqa: E402
+from ganlite.datasets import read_idx
+from train.data import load
+from train.errors import DataError
 
 pytestmark = pytest.mark.train
 

@@ -1,8 +1,9 @@
 """The public helper modules that training and export build on (ganlite.pixels, datasets,
-metrics, latents, modelfile, files): their contracts and their errors. Runtime only:
-numpy, no TensorFlow."""
+metrics, latents, modelfile, files): their contracts, their errors, and that train/ and
+export/ use nothing private of ganlite. Runtime only: numpy, no TensorFlow."""
 from __future__ import annotations
 
+import ast
 import gzip
 import os
 import struct
@@ -19,6 +20,7 @@ import ganlite
 from ganlite import datasets, latents, metrics, modelfile, pixels
 from ganlite.files import atomic_write, atomic_write_all, atomic_write_bytes
 
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- pixels ------------------------------------------------------------------------------
@@ -288,6 +290,35 @@ def test_any_value_works_or_raises_a_ganlite_error(tmp_path_factory, name, a, b)
         CALLS[name](tmp, a, b)
     except ganlite.GanliteError as e:
         assert "\n" not in str(e)
+
+
+# -- the stages use ganlite's public names only ------------------------------------------
+
+def _ganlite_imports(path: Path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.split(".")[0] == "ganlite":
+            yield node.lineno, node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "ganlite":
+                    yield node.lineno, alias.name, []
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                node.value.id == "ganlite" and node.attr.startswith("_") and \
+                not node.attr.startswith("__"):
+            yield node.lineno, f"ganlite.{node.attr}", []
+
+
+def test_train_and_export_import_only_public_ganlite_names():
+    sources = sorted((ROOT / "train").glob("*.py")) + sorted((ROOT / "export").glob("*.py"))
+    if not sources:
+        pytest.skip("train/ and export/ are not in this checkout")
+    private = [f"{path.relative_to(ROOT)}:{line}: {module} {names}"
+               for path in sources for line, module, names in _ganlite_imports(path)
+               if any(part.startswith("_") for part in module.split("."))
+               or any(n.startswith("_") for n in names)]
+    assert not private, private
 
 
 def test_the_public_modules_document_what_they_raise():
