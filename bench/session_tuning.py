@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import ganlite  # noqa: E402
 from speed import median_rate as rate  # noqa: E402  (bench/ is on sys.path)
-from ganlite import _latents  # noqa: E402
+from ganlite.latents import draw  # noqa: E402
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     rows = []
     for batch in (1, 10_000):
-        z, labels = _latents.draw(0, 0, batch, card["latent_dim"], card["num_classes"])
+        z, labels = draw(0, 0, batch, card["latent_dim"], card["num_classes"])
         feeds = {"z": z, "label": labels}
         for level in levels:
             for threads in (0, 1, 2):
