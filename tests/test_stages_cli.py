@@ -18,6 +18,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from conftest import MNIST_SMALL
+
 import ganlite
 from export.cli import main as export_main
 from export.config import ExportConfig
@@ -175,6 +177,9 @@ TRAIN_ERRORS = [
     (["gan", "--resume", "{tmp}/nothing"], 1, "run.json not found"),
     (["gan", "--out", "{tmp}/r", "--data", "{tmp}/no-data", "--steps", "10",
       "--sample-every", "10", "--fcd-samples", "0"], 1, "data folder not found"),
+    (["gan", "--out", "{tmp}/r", "--data", str(MNIST_SMALL), "--batch-size", "1000",
+      "--steps", "10", "--sample-every", "10", "--fcd-samples", "0"], 2,
+     "600 training images are fewer than one batch (--batch-size 1000)"),
 ]
 
 
