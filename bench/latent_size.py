@@ -39,7 +39,7 @@ def _train_and_export(z: int, steps: int, data: Path, runs: Path) -> Path:
                       "--conditional", "--latent-dim", z, "--steps", steps,
                       "--sample-every", "1000", "--fcd-samples", "2000", "--seed", "0")
     if not model.exists():
-        _python_m("export", run, "--out", model)
+        _python_m("export", "model", run, "--out", model)
     return model
 
 

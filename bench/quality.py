@@ -47,7 +47,7 @@ def _trained_model(name: str, train_args: list[str], data: Path, runs: Path) -> 
         _python_m("train", "gan", *(resume or ["--out", run, "--data", data,
                                                "--sample-every", "1000", *train_args]))
     if not model.exists():
-        _python_m("export", run, "--out", model)
+        _python_m("export", "model", run, "--out", model)
     return model
 
 
@@ -77,10 +77,9 @@ def evaluate_as_folder(images: np.ndarray, dataset: str) -> dict:
 
 def _real_floor(data: Path, out: Path) -> dict:
     """10,000 training digits as PNGs, judged by the CLI exactly as a user would."""
-    sys.path.insert(0, str(ROOT))
-    from train.data import load_split
+    from ganlite.datasets import read_split
 
-    images, _ = load_split(data, "train")
+    images, _ = read_split(data, "train", "mnist")
     images = images[:10_000]
     ganlite.save_grid(images[:100], out / "d-real-digits.png", columns=10)
     report = evaluate_as_folder(images, "mnist")

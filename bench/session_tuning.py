@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT))
 from speed import median_rate as rate  # noqa: E402  (bench/ is on sys.path)
 
 import ganlite  # noqa: E402
-from ganlite import _latents  # noqa: E402
+from ganlite.latents import draw  # noqa: E402
 
 
 def main():
-    path = ganlite._registry.resolve(None)
+    path = ganlite.list_models()[ganlite.DEFAULT_MODEL]
     data = path.read_bytes()
     card = ganlite.read_card(path)
     levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -30,7 +30,7 @@ def main():
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     rows = []
     for batch in (1, 10_000):
-        z, labels = _latents.draw(0, 0, batch, card["latent_dim"], card["num_classes"])
+        z, labels = draw(0, 0, batch, card["latent_dim"], card["num_classes"])
         feeds = {"z": z, "label": labels}
         for level in levels:
             for threads in (0, 1, 2):

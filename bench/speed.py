@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import ganlite  # noqa: E402
+from ganlite.latents import draw  # noqa: E402
 
 BATCHES = (1, 64, 1000, 10_000)
 
@@ -93,8 +93,8 @@ def throughput(path: Path, keras_path: Path, quick: bool) -> tuple[list[dict], o
     model = keras.models.load_model(keras_path)
     rows = []
     for batch in BATCHES:
-        z, labels = ganlite._latents.draw(0, 0, batch, generator.latent_dim,
-                                          generator.num_classes if generator.conditional else 0)
+        z, labels = draw(0, 0, batch, generator.latent_dim,
+                         generator.num_classes if generator.conditional else 0)
         feeds = {"z": z, **({"label": labels} if generator.conditional else {})}
         keras_in = [z, labels.astype(np.int32)] if generator.conditional else z
         seconds = 0.5 if quick else 2.0
@@ -185,9 +185,7 @@ def footprint(tf_requirements: Path) -> dict:
 
 
 def _versions() -> dict:
-    import keras
-    import onnxruntime
-    import tensorflow as tf
+    from train.versions import versions
 
     cpu = ""
     if Path("/proc/cpuinfo").exists():
@@ -195,10 +193,8 @@ def _versions() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "ganlite": ganlite.__version__}
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            **versions("numpy", "onnxruntime", "tensorflow", "keras", "ganlite")}
 
 
 def main() -> int:

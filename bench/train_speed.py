@@ -97,12 +97,13 @@ def main() -> int:
 
     import keras
 
-    from train.data import load_split, to_unit_range
+    from ganlite.datasets import read_split
+    from ganlite.pixels import to_unit_range
 
     keras.utils.set_random_seed(0)
-    raw, labels = load_split(args.data, "train")
+    raw, labels = read_split(args.data, "train", "mnist")
     result = {"batch": BATCH, "arch": "mlp",
-              "tutorial_steps_per_s": tutorial_rate(to_unit_range(raw), args.steps),
+              "tutorial_steps_per_s": tutorial_rate(to_unit_range(raw)[..., None], args.steps),
               "train_step_steps_per_s": ours_rate(raw, labels, args.steps * 2, jit=False),
               "train_step_xla_steps_per_s": ours_rate(raw, labels, args.steps * 2, jit=True)}
     result["speedup"] = result["train_step_steps_per_s"] / result["tutorial_steps_per_s"]

@@ -5,11 +5,21 @@ Generator graph:  z float32 [batch, latent_dim] (+ label int64 [batch])
                   -> image uint8 [batch, 28, 28], 0 = black, 255 = white.
 Classifier graph: image uint8 [batch, 28, 28] -> probs float32 [batch, 10],
                   features float32 [batch, 128].
-The [-1, 1] -> uint8 conversion lives in the graph, so the runtime only saves bytes.
+The [-1, 1] -> uint8 conversion lives in the graph, so the runtime only saves bytes; it
+is ganlite.pixels.to_uint8 written in TensorFlow (a test checks that they agree).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ganlite.latents import draw
+from ganlite.pixels import to_uint8
+
+from .card import _first_line
+from .errors import ExportError, ParityError
+
+__all__ = ["MAX_ABS_FLOAT", "MAX_GRAY_LEVELS", "ParityError", "export_classifier",
+           "export_generator"]
 
 OPSET = 17
 # Parity bounds (issue: at most 1e-4 on [-1, 1] outputs, at most 1 gray level on uint8).
@@ -17,11 +27,8 @@ MAX_ABS_FLOAT = 1e-4
 MAX_GRAY_LEVELS = 1
 
 
-class ParityError(RuntimeError):
-    """Keras and onnxruntime disagree beyond the tolerance."""
-
-
 def _to_uint8_tf(x):
+    """ganlite.pixels.to_uint8 of x[..., 0], in TensorFlow (inside the exported graph)."""
     import tensorflow as tf
 
     return tf.cast(tf.clip_by_value(tf.round((x[..., 0] + 1.0) * 127.5), 0.0, 255.0),
@@ -50,33 +57,40 @@ def _generator_function(model, latent_dim: int, conditional: bool, as_uint8: boo
 def _convert(function, signature):
     import tf2onnx
 
-    model_proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                   opset=OPSET)
+    try:
+        model_proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
+                                                       opset=OPSET)
+    except Exception as e:  # noqa: BLE001  (tf2onnx and TensorFlow raise many types)
+        raise ExportError(f"tf2onnx cannot convert the model ({_first_line(e)})") from None
     return model_proto
 
 
 def _run_onnx(model_proto, feeds: dict) -> dict:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model_proto.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model_proto.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ExportError(f"onnxruntime cannot load the converted graph "
+                          f"({_first_line(e)})") from None
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
+    return dict(zip(names, session.run(names, feeds), strict=True))
 
 
 def export_generator(model, latent_dim: int, conditional: bool, num_classes: int,
                      parity_samples: int = 1000, seed: int = 20261128):
     """(ONNX ModelProto with uint8 output, parity figures); raises ParityError."""
-    from ganlite import _latents
-
-    z, labels = _latents.draw(seed, 0, parity_samples, latent_dim,
-                              num_classes if conditional else 0)
+    z, labels = draw(seed, 0, parity_samples, latent_dim, num_classes if conditional else 0)
     feeds = {"z": z}
     keras_inputs = z
     if conditional:
         feeds["label"] = labels
         keras_inputs = [z, labels.astype(np.int32)]
     keras_float = np.asarray(model.predict(keras_inputs, batch_size=500, verbose=0))[..., 0]
+    if not np.isfinite(keras_float).all():
+        raise ExportError("the Keras generator returns NaN or infinite values: nothing to "
+                          "export (did training diverge?)")
 
     float_fn, signature = _generator_function(model, latent_dim, conditional, False)
     onnx_float = _run_onnx(_convert(float_fn, signature), feeds)["image"]
@@ -84,7 +98,7 @@ def export_generator(model, latent_dim: int, conditional: bool, num_classes: int
     proto = _convert(uint8_fn, signature)
     onnx_uint8 = _run_onnx(proto, feeds)["image"]
 
-    keras_uint8 = np.clip(np.rint((keras_float + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    keras_uint8 = to_uint8(keras_float)
     max_abs = float(np.abs(keras_float - onnx_float).max())
     levels = int(np.abs(keras_uint8.astype(int) - onnx_uint8.astype(int)).max())
     parity = {"samples": parity_samples, "max_abs_float": max_abs,
@@ -92,10 +106,10 @@ def export_generator(model, latent_dim: int, conditional: bool, num_classes: int
               "pixels_differing": float((keras_uint8 != onnx_uint8).mean()),
               "tolerance": f"max_abs_float <= {MAX_ABS_FLOAT}, "
                            f"max_gray_levels <= {MAX_GRAY_LEVELS}"}
-    if max_abs > MAX_ABS_FLOAT or levels > MAX_GRAY_LEVELS:
-        raise ParityError(f"Keras and onnxruntime disagree: max abs {max_abs:.3g} "
-                          f"(limit {MAX_ABS_FLOAT}), {levels} gray levels (limit "
-                          f"{MAX_GRAY_LEVELS})")
+    if not (max_abs <= MAX_ABS_FLOAT and levels <= MAX_GRAY_LEVELS):   # NaN fails too
+        raise ParityError(f"parity check failed, nothing written: Keras and onnxruntime "
+                          f"disagree: max abs {max_abs:.3g} (limit {MAX_ABS_FLOAT}), "
+                          f"{levels} gray levels (limit {MAX_GRAY_LEVELS})")
     return proto, parity
 
 
@@ -124,7 +138,8 @@ def export_classifier(model, parity_samples: int = 1000, seed: int = 20261128):
     parity = {"samples": parity_samples, "max_abs_probs": probs_diff,
               "max_abs_features": feats_diff, "max_feature": scale,
               "tolerance": f"probs <= {MAX_ABS_FLOAT}, features <= {MAX_ABS_FLOAT} x max"}
-    if probs_diff > MAX_ABS_FLOAT or feats_diff > MAX_ABS_FLOAT * max(scale, 1.0):
-        raise ParityError(f"Keras and onnxruntime disagree: probs {probs_diff:.3g}, "
-                          f"features {feats_diff:.3g} (max feature {scale:.3g})")
+    if not (probs_diff <= MAX_ABS_FLOAT and feats_diff <= MAX_ABS_FLOAT * max(scale, 1.0)):
+        raise ParityError(f"parity check failed, nothing written: Keras and onnxruntime "
+                          f"disagree: probs {probs_diff:.3g}, features {feats_diff:.3g} "
+                          f"(max feature {scale:.3g})")
     return proto, parity

@@ -12,27 +12,30 @@ on 16 batches of 64 latents (and uniform labels), after quant_pre_process.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import click
 import numpy as np
+
+from ganlite.files import atomic_write_bytes
+from ganlite.latents import draw
+
+from .errors import ExportError
 
 
 def _calibration(card: dict, batches: int = 16, batch: int = 64):
     from onnxruntime.quantization import CalibrationDataReader
 
-    from ganlite import _latents
-
     class Latents(CalibrationDataReader):
         def __init__(self):
             self.items = []
             for b in range(batches):
-                z, labels = _latents.draw(777, b * batch, batch, card["latent_dim"],
-                                          card["num_classes"] if card["conditional"] else 0)
+                z, labels = draw(777, b * batch, batch, card["latent_dim"],
+                                 card["num_classes"] if card["conditional"] else 0)
                 self.items.append({"z": z, **({"label": labels} if card["conditional"]
                                               else {})})
 
@@ -58,7 +61,7 @@ def _topological_sort(graph) -> None:
     while pending:
         ready = [n for n in pending if all(i in available for i in n.input)]
         if not ready:
-            raise RuntimeError("graph has a cycle or a dangling input")
+            raise ExportError("the fp16 graph has a cycle or a dangling input")
         for node in ready:
             ordered.append(node)
             available.update(node.output)
@@ -75,7 +78,7 @@ def make_variants(source: Path, out_dir: Path) -> dict[str, Path]:
 
     from ganlite import read_card
 
-    from .__main__ import _finish
+    from .card import finish
 
     card = read_card(source)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,7 @@ def make_variants(source: Path, out_dir: Path) -> dict[str, Path]:
         for key in ("inputs", "outputs", "model_sha256"):
             variant_card.pop(key, None)
         path = out_dir / f"{name}.onnx"
-        path.write_bytes(_finish(proto, variant_card, path))
+        atomic_write_bytes(path, finish(proto, variant_card, path))
         paths[variant] = path
     return paths
 
@@ -122,16 +125,15 @@ def _rate(generator, batch: int, repeats: int = 5) -> float:
     return batch / float(np.median(times))
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.variants", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for NAME-fp16.onnx, NAME-int8.onnx and variants.json.")
+def main(model: Path, out: Path) -> None:
+    """Make and measure the fp16 and int8 variants of exported generator MODEL."""
     import ganlite
 
-    paths = {"fp32": args.model, **make_variants(args.model, args.out)}
+    paths = {"fp32": model, **make_variants(model, out)}
     results = {}
     reference = None
     for variant, path in paths.items():
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
         row = {"variant": variant, "size_mb": round(path.stat().st_size / 1e6, 2),
                "images_per_s_1000": round(_rate(generator, 1000)),
                "images_per_s_10000": round(_rate(generator, 10_000, 3)),
-               "fcd": round(report.fcd, 3), "mnist_score": round(report.mnist_score, 3),
+               "fcd": round(report.fcd, 3), "classifier_score": round(report.classifier_score, 3),
                "precision": round(report.precision, 3), "recall": round(report.recall, 3)}
         if variant != "fp32":
             row["ops"] = {k: v for k, v in _ops(path).items()
@@ -155,9 +157,10 @@ def main(argv=None) -> int:
                            and row["fcd_vs_fp32"] <= 0.10)
         results[variant] = row
         print(json.dumps(row), flush=True)
-    (args.out / "variants.json").write_text(json.dumps(results, indent=1))
-    return 0
+    atomic_write_bytes(out / "variants.json", json.dumps(results, indent=1).encode())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from train.clitools import run_cli
+
+    sys.exit(run_cli(main, None, "python -m export.variants"))

@@ -20,8 +20,11 @@ import numpy as np
 from . import _registry
 from ._errors import ModelError, UsageError, describe
 from ._model import MAX_BATCH_SIZE, Generator, _check_int, open_session, run_checked
+from .datasets import DATASETS
+from .metrics import classifier_score, coverage, frechet_distance, knn_radii
 
-CLASSIFIERS = {"mnist": "mnist-classifier", "fashion_mnist": "fashion-classifier"}
+# dataset -> its bundled classifier (defined once, in ganlite.datasets)
+CLASSIFIERS = {name: d.classifier for name, d in DATASETS.items()}
 # Samples held in memory for one evaluation (images, features and k-NN distances grow
 # with it; 1,000,000 takes about 1.5 GB). FCD needs 10,000 to compare models.
 MAX_SAMPLES = 1_000_000
@@ -70,8 +73,8 @@ class EvaluationReport:
 
     @property
     def score_name(self) -> str:
-        return {"mnist": "MNIST score", "fashion_mnist": "Fashion score"}.get(
-            self.dataset, f"{self.dataset} score")
+        known = DATASETS.get(self.dataset)
+        return known.score_name if known else f"{self.dataset} score"
 
     def table(self) -> str:
         shares = "  ".join(f"{k}:{s:5.1%}" for k, s in enumerate(self.class_share))
@@ -90,52 +93,6 @@ class EvaluationReport:
                      ("", "  ".join(f"{k}:{a:5.1%}"
                                     for k, a in enumerate(self.label_accuracy)))]
         return "\n".join(f"{k:<16} {v}" for k, v in rows)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), via symmetric eigendecompositions."""
-    vals, vecs = np.linalg.eigh(sigma1)
-    root1 = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    middle = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
-    trace_sqrt = np.sqrt(np.clip(middle, 0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
-
-
-def classifier_score(probs: np.ndarray) -> float:
-    marginal = probs.mean(axis=0, keepdims=True)
-    eps = 1e-12
-    kl = (probs * (np.log(probs + eps) - np.log(marginal + eps))).sum(axis=1)
-    return float(np.exp(kl.mean()))
-
-
-def _sq_norms(x):
-    return np.einsum("ij,ij->i", x, x)
-
-
-def knn_radii(features: np.ndarray, k: int = 3, chunk: int = 1000) -> np.ndarray:
-    """Distance of each point to its k-th nearest other point of the same set."""
-    norms = _sq_norms(features)
-    radii = np.empty(len(features), np.float32)
-    for lo in range(0, len(features), chunk):
-        block = features[lo:lo + chunk]
-        d2 = norms[lo:lo + chunk, None] + norms[None, :] - 2 * block @ features.T
-        # k + 1: the point itself is its own nearest neighbour at distance 0.
-        radii[lo:lo + chunk] = np.sqrt(np.maximum(
-            np.partition(d2, k, axis=1)[:, k], 0))
-    return radii
-
-
-def coverage(queries: np.ndarray, points: np.ndarray, radii: np.ndarray,
-             chunk: int = 1000) -> float:
-    """Share of queries inside at least one ball (points[j], radii[j])."""
-    q_norms, p_norms = _sq_norms(queries), _sq_norms(points)
-    r2 = radii.astype(np.float64) ** 2
-    inside = 0
-    for lo in range(0, len(queries), chunk):
-        d2 = q_norms[lo:lo + chunk, None] + p_norms[None, :] - 2 * queries[lo:lo + chunk] @ points.T
-        inside += int((d2 <= r2[None, :]).any(axis=1).sum())
-    return inside / len(queries)
 
 
 class Evaluator:

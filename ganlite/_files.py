@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -51,17 +52,28 @@ def temporary_target(name: str) -> str | None:
     return match["target"] if match else None
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary name in the same folder, then rename: never half a file.
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Have `write(tmp)` write the file under a temporary name in the same folder
+    (`.NAME.ganlite-PID.tmp`), then rename it over `path`: readers never see half a file,
+    and a killed writer leaves only a temporary that ganlite recognises. For writers that
+    need a path (numpy's savez, a Keras model's save); see atomic_write_bytes for bytes.
+
+    Args:
+        path: the file to (re)place.
+        write: called with the temporary path; must create the file there.
+
+    Returns:
+        `path` as a Path.
 
     Raises:
+        UsageError: `path` is not a path.
         OutputError: the file cannot be written (names the path and the OS's reason).
+        Whatever `write` raises other than OSError, after the temporary is removed.
     """
     path = as_path(path, "file")
     tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as e:
         _unlink_quietly(tmp)
@@ -70,6 +82,68 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         _unlink_quietly(tmp)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to a temporary name in the same folder, then rename: never half a
+    file (see atomic_write).
+
+    Raises:
+        UsageError: `path` is not a path, or `data` not bytes.
+        OutputError: the file cannot be written (names the path and the OS's reason).
+    """
+    _check_bytes(data)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return atomic_write(path, write)
+
+
+def atomic_write_all(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
+    """Write several files as one: each under its temporary name first, and only when all
+    are written, rename them into place. If any write fails, no file is replaced; no
+    temporary is ever left. (A rename failing after others succeeded, which takes a
+    file system that fails renames within one folder, leaves those others replaced.)
+
+    Args:
+        files: {path: bytes}.
+
+    Returns:
+        The paths written, in order.
+
+    Raises:
+        UsageError: a key is not a path, or a value not bytes.
+        OutputError: a file cannot be written (names it and the OS's reason).
+    """
+    if not isinstance(files, Mapping):
+        raise UsageError(f"files must be a mapping {{path: bytes}}, got {describe(files)}")
+    targets = [(as_path(path, "file"), _check_bytes(data)) for path, data in files.items()]
+    written: list[tuple[Path, Path]] = []
+    try:
+        for path, data in targets:
+            tmp = temporary_name(path)
+            written.append((path, tmp))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            except OSError as e:
+                raise os_error(path, e) from None
+        for path, tmp in written:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise os_error(path, e) from None
+    finally:
+        for _, tmp in written:
+            _unlink_quietly(tmp)
+    return [path for path, _ in targets]
+
+
+def _check_bytes(data: object) -> bytes | bytearray | memoryview:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UsageError(f"file contents must be bytes, got {describe(data)}")
+    return data
 
 
 def _unlink_quietly(path: Path) -> None:

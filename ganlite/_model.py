@@ -14,6 +14,7 @@ from . import _card, _latents, _onnxfile, _providers, _registry
 from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
 from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError, describe
+from .modelfile import _signature  # the one I/O signature: public as modelfile.io_signature
 
 
 def read_card(model: str | os.PathLike | None = None) -> dict:
@@ -30,11 +31,6 @@ def read_card(model: str | os.PathLike | None = None) -> dict:
     """
     path = _registry.resolve(model)
     return _card.read(path, _card.read_file(path))
-
-
-def _signature(io_args) -> dict:
-    return {a.name: {"type": a.type, "shape": [d if isinstance(d, int) else None
-                                               for d in a.shape]} for a in io_args}
 
 
 def _first_line(e: Exception) -> str:

@@ -1,12 +1,12 @@
 """Shared fixtures: a CLI runner, the small real MNIST fixture, tiny committed models."""
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from ganlite.datasets import read_split
 
 DATA = Path(__file__).parent / "data"
 MNIST_SMALL = DATA / "mnist-small"
@@ -24,20 +24,10 @@ def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def read_idx_images(path: Path) -> np.ndarray:
-    raw = gzip.open(path).read()
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
-
-
-def read_idx_labels(path: Path) -> np.ndarray:
-    return np.frombuffer(gzip.open(path).read(), np.uint8, offset=8).astype(np.int64)
-
-
 @pytest.fixture(scope="session")
 def real_digits():
-    """600 real MNIST training digits, uint8 [600, 28, 28], and their labels."""
-    return (read_idx_images(MNIST_SMALL / "train-images-idx3-ubyte.gz"),
-            read_idx_labels(MNIST_SMALL / "train-labels-idx1-ubyte.gz"))
+    """600 real MNIST training digits, uint8 [600, 28, 28], and their labels (int64)."""
+    return read_split(MNIST_SMALL, "train", "mnist")
 
 
 @pytest.fixture

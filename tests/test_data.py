@@ -1,4 +1,5 @@
-"""Dataset loading: the real fixture loads; bad files get an error naming the file."""
+"""Dataset loading for training (train.data.load over ganlite.datasets): the real fixture
+loads; bad files get an error naming the file."""
 from __future__ import annotations
 
 import gzip
@@ -11,7 +12,9 @@ import pytest
 pytest.importorskip("tensorflow")
 from conftest import FASHION_DEBIAN, FASHION_SMALL, MNIST_SMALL  # noqa: E402
 
-from train.data import DataError, load, read_idx  # noqa: E402
+from ganlite.datasets import read_idx  # noqa: E402
+from train.data import load  # noqa: E402
+from train.errors import DataError  # noqa: E402
 
 pytestmark = pytest.mark.train
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FASHION_SMALL, read_idx_images, read_idx_labels
+from conftest import FASHION_SMALL
 
 import ganlite
+from ganlite.datasets import read_split
 
 FASHION = "fashion-cdcgan"
 
@@ -66,8 +67,7 @@ def test_evaluate_uses_the_fashion_classifier(cli):
 def test_real_fashion_images_judged_by_their_own_classifier(cli, tmp_path):
     """The fixture's real clothes: the Fashion classifier knows them; the MNIST one does not
     (FCD many times larger), so the classifier must follow the dataset."""
-    images = read_idx_images(FASHION_SMALL / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_labels(FASHION_SMALL / "t10k-labels-idx1-ubyte.gz")
+    images, labels = read_split(FASHION_SMALL, "test", "fashion_mnist")
     own = ganlite.Evaluator("fashion_mnist", device="cpu")
     probs, _ = own.classify(images)
     assert (probs.argmax(axis=1) == labels).mean() > 0.85

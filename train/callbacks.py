@@ -10,30 +10,24 @@ import math
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ganlite import save_grid
+from ganlite.files import atomic_write
 
-
-class NonFiniteLoss(RuntimeError):
-    """Training diverged: a loss became NaN or infinite."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over path: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+from .errors import TrainError
 
 
 def save_checkpoint(path: Path, gan, step: int) -> None:
+    """Every variable and the step, atomically and durably (fsync before the rename)."""
     arrays = {f"v{i:04d}": np.asarray(v) for i, v in enumerate(gan.checkpoint_variables())}
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:      # a file, not a path: savez would append .npz
             np.savez(f, step=step, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -41,16 +35,27 @@ def save_checkpoint(path: Path, gan, step: int) -> None:
 
 
 def load_checkpoint(path: Path, gan) -> int:
-    """Restore every variable; return the step the checkpoint was taken at."""
-    with np.load(path) as ckpt:
-        variables = gan.checkpoint_variables()
-        names = sorted(k for k in ckpt.files if k.startswith("v"))
-        if len(names) != len(variables):
-            raise ValueError(f"{path}: holds {len(names)} variables, this model has "
-                             f"{len(variables)}: was it made with other settings?")
-        for name, var in zip(names, variables):
-            var.assign(ckpt[name])
-        return int(ckpt["step"])
+    """Restore every variable; return the step the checkpoint was taken at.
+
+    Raises:
+        TrainError: the checkpoint cannot be read or does not fit this model.
+    """
+    try:
+        with np.load(path) as ckpt:
+            variables = gan.checkpoint_variables()
+            names = sorted(k for k in ckpt.files if k.startswith("v"))
+            if len(names) != len(variables) or "step" not in ckpt.files:
+                raise TrainError(f"{path}: holds {len(names)} variables, this model has "
+                                 f"{len(variables)}: was it made with other settings?")
+            for name, var in zip(names, variables, strict=True):
+                if tuple(ckpt[name].shape) != tuple(var.shape):
+                    raise TrainError(f"{path}: variable {name} is {list(ckpt[name].shape)}, "
+                                     f"this model's is {list(var.shape)}")
+                var.assign(ckpt[name])
+            return int(ckpt["step"])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise TrainError(f"{path}: not a readable checkpoint "
+                         f"({getattr(e, 'strerror', None) or type(e).__name__})") from None
 
 
 class RunLogger(keras.callbacks.Callback):
@@ -145,9 +150,9 @@ def truncate_csv(path: Path, last_step: int) -> None:
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step]
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= last_step]
 
-    def write(tmp):
+    def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
             csv.writer(f).writerows(kept)
     atomic_write(path, write)

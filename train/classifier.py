@@ -1,36 +1,46 @@
 """Training the evaluation classifier and its reference statistics on the test set.
 
 Run folder: classifier.keras (input float32 [b, 28, 28, 1] in [0, 1]; outputs probs
-[b, 10] and features [b, 128]), reference.npz (test-set feature mean, covariance,
-features and k-NN radii for precision/recall), run.json (config, test accuracy).
+[b, classes] and features [b, 128]), reference.npz (test-set feature mean, covariance,
+features and k-NN radii for precision/recall), run.json (config, test accuracy). Every
+file is written atomically; run.json last, so a folder with run.json is a finished run.
 """
 from __future__ import annotations
 
-import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from ganlite.files import atomic_write
+from ganlite.metrics import knn_radii
+
 from . import data as datasets
 from .config import ClassifierConfig
+from .errors import TrainError
+from .saving import save_keras, write_json
+from .versions import versions
 
 KNN_K = 3
 
 
-def train_classifier(config: ClassifierConfig):
+def train_classifier(config: ClassifierConfig) -> Path:
+    """Train, measure test accuracy, write the run folder; return classifier.keras."""
+    x_train, y_train = datasets.load(config.dataset, "train", config.data)
+    x_test, y_test = datasets.load(config.dataset, "test", config.data)
+    if len(x_test) <= KNN_K:
+        raise TrainError(f"the test split has {len(x_test)} images: the reference "
+                         f"statistics need more than {KNN_K}")
+
     import keras
     import tensorflow as tf
 
-    from ganlite._evaluate import knn_radii
-
     from .models import classifier
 
-    x_train, y_train = datasets.load(config.dataset, "train", config.data)
-    x_test, y_test = datasets.load(config.dataset, "test", config.data)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
-    model = classifier()
+    model = classifier(num_classes=config.num_classes)
     # Only the probabilities are trained; the features output rides along.
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=["sparse_categorical_crossentropy", None],
@@ -43,16 +53,23 @@ def train_classifier(config: ClassifierConfig):
     accuracy = float((probs.argmax(axis=1) == y_test).mean())
     print(f"test accuracy {accuracy:.4%}", file=sys.stderr)
 
-    config.out.mkdir(parents=True, exist_ok=True)
-    model.save(config.out / "classifier.keras")
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainError(f"{config.out}: cannot create the run folder "
+                         f"({e.strerror or type(e).__name__})") from None
+    save_keras(model, config.out / "classifier.keras")
     feats64 = features.astype(np.float64)
-    np.savez_compressed(config.out / "reference.npz",
-                        mu=feats64.mean(axis=0), sigma=np.cov(feats64, rowvar=False),
-                        features=features.astype(np.float32),
-                        radii=knn_radii(features.astype(np.float32), KNN_K), k=KNN_K)
-    (config.out / "run.json").write_text(json.dumps({
+    reference = {"mu": feats64.mean(axis=0), "sigma": np.cov(feats64, rowvar=False),
+                 "features": features.astype(np.float32),
+                 "radii": knn_radii(features.astype(np.float32), KNN_K), "k": KNN_K}
+
+    def write_reference(tmp: Path) -> None:
+        with open(tmp, "wb") as f:      # a file, not a path: savez would append .npz
+            np.savez_compressed(f, **reference)
+    atomic_write(config.out / "reference.npz", write_reference)
+    write_json(config.out / "run.json", {
         "kind": "classifier", "dataset": config.dataset, "test_accuracy": accuracy,
-        "test_images": int(len(x_test)), "train_images": int(len(x_train)),
-        "config": {k: str(v) for k, v in config.__dict__.items()},
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}, indent=2))
+        "test_images": len(x_test), "train_images": len(x_train),
+        "config": config.to_json(), "versions": versions("tensorflow", "keras")})
     return config.out / "classifier.keras"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHITECTURES = ("mlp", "dcgan")
+from .config import ARCHITECTURES
 
 
 def _generator_inputs(latent_dim: int, num_classes: int):

@@ -11,37 +11,36 @@ Run folder layout:
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from ganlite import save_animation
+from ganlite.pixels import to_uint8, to_unit_range
 
 from . import data as datasets
-from .callbacks import NonFiniteLoss, RunLogger, load_checkpoint, truncate_csv
+from .callbacks import RunLogger, load_checkpoint, truncate_csv
 from .config import GanConfig
+from .errors import ConfigError, NonFiniteLoss, TrainError
+from .saving import save_keras, write_json
+from .versions import versions
 
-
-class RunError(Exception):
-    """A run cannot start or continue (bad folder, mismatched resume)."""
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] float [b, 28, 28, 1] -> uint8 [b, 28, 28]; the same rounding as the ONNX graph."""
-    return np.clip(np.rint((images[..., 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+# The training film keeps at most this many snapshots (evenly spaced, the last included).
+MAX_FILM_FRAMES = 500
 
 
 def _optimizer(name: str, lr: float, beta_1: float):
     import keras
 
+    # The name is one of config.OPTIMIZERS: GanConfig checked it.
     if name == "adam":
         return keras.optimizers.Adam(lr, beta_1=beta_1)
     if name == "sgd":
         return keras.optimizers.SGD(lr)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    raise RunError(f"unknown optimizer {name!r}; choose adam, sgd or rmsprop")
+    return keras.optimizers.RMSprop(lr)
 
 
 def _batches(images, labels, config: GanConfig, start_step: int):
@@ -54,12 +53,12 @@ def _batches(images, labels, config: GanConfig, start_step: int):
 
     per_epoch = len(images) // config.batch_size
     if per_epoch == 0:
-        raise RunError(f"{len(images)} training images are fewer than one batch of "
-                       f"{config.batch_size}")
+        raise ConfigError(f"{len(images)} training images are fewer than one batch "
+                          f"(--batch-size {config.batch_size})")
     epochs = -(-config.steps // per_epoch)
     order = np.stack([np.random.default_rng([config.seed, e]).permutation(len(images))
                       for e in range(epochs)]).astype(np.int32)
-    images = tf.constant(datasets.to_unit_range(images))
+    images = tf.constant(to_unit_range(images)[..., None])
     labels = tf.constant(labels.astype(np.int32))
     order = tf.constant(order)
 
@@ -77,11 +76,13 @@ class Sampler:
 
     def __init__(self, gan, config: GanConfig):
         self.gan = gan
-        self.columns = 10 if config.conditional else 5
-        n = self.columns * self.columns if config.conditional else 25
+        self.classes = config.num_classes
+        # Conditional: one row per class, one column per class; else 5x5.
+        self.columns = self.classes or 5
+        n = self.columns * self.columns
         rng = np.random.default_rng([config.seed, 2**31])
         self.z = rng.standard_normal((n, config.latent_dim), dtype=np.float32)
-        self.labels = (np.arange(n) % 10).astype(np.int32)
+        self.labels = (np.arange(n) % max(self.classes, 1)).astype(np.int32)
 
     def __call__(self, n: int | None = None, seed: int | None = None) -> np.ndarray:
         """uint8 [n, 28, 28] from the EMA generator (fixed latents unless seed given)."""
@@ -89,10 +90,10 @@ class Sampler:
         if seed is not None:
             rng = np.random.default_rng(seed)
             z = rng.standard_normal((n, z.shape[1]), dtype=np.float32)
-            labels = rng.integers(0, 10, n).astype(np.int32)
-        inputs = [z, labels] if self.gan.num_classes else z
+            labels = rng.integers(0, max(self.classes, 1), n).astype(np.int32)
+        inputs = [z, labels] if self.classes else z
         out = self.gan.ema_generator.predict(inputs, batch_size=500, verbose=0)
-        return to_uint8(out)
+        return to_uint8(out[..., 0])
 
 
 class FcdMonitor:
@@ -108,19 +109,11 @@ class FcdMonitor:
         new = not self.path.exists()
         with open(self.path, "a") as f:
             if new:
-                f.write("step,fcd,mnist_score,min_share,max_share\n")
-            f.write(f"{step},{report.fcd:.4f},{report.mnist_score:.4f},"
+                f.write("step,fcd,classifier_score,min_share,max_share\n")
+            f.write(f"{step},{report.fcd:.4f},{report.classifier_score:.4f},"
                     f"{report.class_share.min():.4f},{report.class_share.max():.4f}\n")
         print(f"  FCD {report.fcd:.2f} (n={self.config.fcd_samples}) MNIST score "
-              f"{report.mnist_score:.2f}", file=sys.stderr, flush=True)
-
-
-def _versions() -> dict:
-    import keras
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+              f"{report.classifier_score:.2f}", file=sys.stderr, flush=True)
 
 
 def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
@@ -129,17 +122,19 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     ckpt_path = run_dir / "checkpoint.npz"
     if resume:
         if not ckpt_path.exists():
-            raise RunError(f"{run_dir}: no checkpoint.npz to resume from")
+            raise TrainError(f"{run_dir}: no checkpoint.npz to resume from")
     elif (run_dir / "run.json").exists():
-        raise RunError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue "
-                       f"it, or choose another --out")
-    if config.steps % config.sample_every:
-        raise RunError(f"--steps {config.steps} must be a multiple of --sample-every "
-                       f"{config.sample_every}")
+        raise TrainError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
+                         f"continue it, or choose another --out")
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"{run_dir} exists and is not a folder")
 
     images, labels = datasets.load(config.dataset, "train", config.data)
     if config.limit:
         images, labels = images[:config.limit], labels[:config.limit]
+    if len(images) < config.batch_size:     # before the run folder holds anything
+        raise ConfigError(f"{len(images)} training images are fewer than one batch "
+                          f"(--batch-size {config.batch_size})")
 
     import keras
     import tensorflow as tf
@@ -150,7 +145,7 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     from .gan import GAN
     from .models import build_gan_pair
 
-    num_classes = 10 if config.conditional else 0
+    num_classes = config.num_classes
     generator, discriminator = build_gan_pair(config.arch, config.latent_dim, num_classes)
     gan = GAN(generator, discriminator, config.latent_dim, num_classes,
               seed=config.seed, ema_decay=config.ema_decay)
@@ -160,16 +155,21 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     gan.build_optimizers()
 
     start_step = 0
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    try:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainError(f"{run_dir}: cannot create the run folder "
+                         f"({e.strerror or type(e).__name__})") from None
     if resume:
         start_step = load_checkpoint(ckpt_path, gan)
         truncate_csv(run_dir / "metrics.csv", start_step)
         truncate_csv(run_dir / "fcd.csv", start_step)
         print(f"resuming {run_dir} from step {start_step}", file=sys.stderr)
     else:
-        (run_dir / "run.json").write_text(json.dumps(
-            {"config": config.to_json(), "versions": _versions(),
-             "train_images": int(len(images))}, indent=2))
+        write_json(run_dir / "run.json",
+                   {"config": config.to_json(),
+                    "versions": versions("tensorflow", "keras", "numpy"),
+                    "train_images": len(images)})
 
     sampler = Sampler(gan, config)
     fcd = (FcdMonitor(sampler, config, run_dir, evaluator)
@@ -187,7 +187,7 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
                             f"the last good state is in {ckpt_path}")
 
     final = run_dir / "generator.keras"
-    gan.ema_generator.save(final)
+    save_keras(gan.ema_generator, final)
     write_film(run_dir)
     return final
 
@@ -196,14 +196,19 @@ def _record_time(run_dir: Path, seconds: float) -> None:
     path = run_dir / "run.json"
     info = json.loads(path.read_text())
     info["train_seconds"] = round(info.get("train_seconds", 0.0) + seconds, 1)
-    path.write_text(json.dumps(info, indent=2))
+    write_json(path, info)
 
 
 def write_film(run_dir: Path) -> None:
-    """training.gif: the fixed-latent grid at every snapshot, in order."""
-    from PIL import Image
-
-    frames = [Image.open(p).convert("L") for p in sorted((run_dir / "samples").glob("*.png"))]
-    if frames:
-        frames[0].save(run_dir / "training.gif", save_all=True, append_images=frames[1:],
-                       duration=200, loop=0)
+    """training.gif: the fixed-latent grid of every snapshot, in order (at most
+    MAX_FILM_FRAMES, evenly spaced), written atomically by ganlite.save_animation."""
+    paths = sorted((run_dir / "samples").glob("step_*.png"))
+    if len(paths) > MAX_FILM_FRAMES:
+        keep = np.linspace(0, len(paths) - 1, MAX_FILM_FRAMES).round().astype(int)
+        paths = [paths[i] for i in sorted(set(keep.tolist()))]
+    frames = []
+    for path in paths:
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert("L")))
+    if frames and len({f.shape for f in frames}) == 1:
+        save_animation(np.stack(frames), run_dir / "training.gif", scale=1, frame_ms=200)

@@ -1,0 +1,72 @@
+"""The click commands of `python -m export`:
+
+   python -m export model RUN_DIR --out artifacts/NAME.onnx [--name NAME]
+   python -m export reseal FILE.onnx...     (seal models exported before model_sha256)
+
+`model` converts a run's final model to ONNX, checks parity with Keras, writes the model
+card into the ONNX metadata (and NAME.json beside it), and for generators a sample grid
+NAME.png and the run's training film NAME-training.gif. A failed export writes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from train.clitools import CONTEXT
+
+
+class _Commands(click.Group):
+    """Subcommands, with a hint for the command line of older versions
+    (`python -m export RUN_DIR --out ...`)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and Path(args[0]).is_dir():
+            raise click.UsageError(f"no command {args[0]!r}: to export a run folder, use "
+                                   f"python -m export model {args[0]} --out NAME.onnx", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
+def main() -> None:
+    """Export trained models to sealed ONNX files (tf2onnx), or reseal older exports."""
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="NAME.onnx to write (NAME.json, .png, ... beside it).")
+@click.option("--name", default=None, help="Model name in the card (default: NAME).")
+def model(run_dir: Path, out: Path, name: str | None) -> None:
+    """Export the final model of RUN_DIR, a run folder of python -m train."""
+    from .config import ExportConfig
+
+    config = ExportConfig(run_dir, out, name)
+    from .model import export_run
+
+    export_run(config)
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False))
+def reseal(files: tuple[Path, ...]) -> None:
+    """Seal models exported before model_sha256 (and their NAME.json cards), in place:
+    the SHA-256 of the whole file with the card; graphs unchanged. Needs no TensorFlow."""
+    from ganlite import GanliteError
+
+    from .errors import ExportError
+    from .reseal import reseal as reseal_file
+
+    failed: list[GanliteError] = []
+    for path in files:
+        try:
+            click.echo(f"{path}: model_sha256 {reseal_file(path)}", err=True)
+        except GanliteError as e:
+            failed.append(e)
+    if len(failed) == 1 and len(files) == 1:
+        raise failed[0]
+    if failed:
+        raise ExportError(f"{len(failed)} of {len(files)} models not resealed: "
+                          + "; ".join(str(e) for e in failed))
