@@ -70,14 +70,16 @@ class GAN(keras.Model):
             fake_logits = self._disc(fake_images, labels)
             d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits))
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
+        self.d_optimizer.apply_gradients(
+            zip(grads, self.discriminator.trainable_variables, strict=True))
 
         z = self._latents(batch, step, 1)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
             g_loss = tf.reduce_mean(tf.nn.softplus(-self._disc(fake_images, labels)))
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
+        self.g_optimizer.apply_gradients(
+            zip(grads, self.generator.trainable_variables, strict=True))
 
         for ema_var, var in zip(self.ema_generator.variables, self.generator.variables,
                                    strict=True):
