@@ -171,7 +171,28 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
     except OSError as e:
         raise os_error(path, e, "cannot write there") from None
     _unlink_quietly(probe)
+    _remove_dead_temporaries(path)
     return path
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove `.NAME.ganlite-PID.tmp` files of `path` left by processes of this machine
+    that no longer exist (a kill -9 while writing a grid or a GIF)."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.ganlite-*.tmp"):
+        pid = tmp.name[len(path.name) + 10:-4]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _unlink_quietly(tmp)
+        except OSError:
+            pass  # alive, or not ours to signal: leave it
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob's special characters matched literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def make_folder(path: str | os.PathLike, what: str) -> Path:

@@ -242,3 +242,18 @@ def test_disk_full_for_grid_and_animation(cli, small_disk, tmp_path):
                  small_disk / "walk.gif")
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert not list(small_disk.glob("*walk*"))
+
+
+def test_debris_of_a_killed_grid_or_animation_is_removed(cli, tmp_path):
+    """kill -9 while a grid or GIF is written leaves `.NAME.ganlite-PID.tmp`: the next
+    write of that file removes it if that process is gone (and leaves a live one's)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in ("grid.png", "walk.gif"):
+        (tmp_path / f".{name}.ganlite-{dead.pid}.tmp").write_bytes(b"half")
+        (tmp_path / f".{name}.ganlite-1.tmp").write_bytes(b"pid 1 is alive")
+    assert cli("generate", "-n", 4, "--out", tmp_path / "d", "--grid",
+               tmp_path / "grid.png").exit_code == 0
+    assert cli("interpolate", "--out", tmp_path / "walk.gif").exit_code == 0
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    assert left == [".grid.png.ganlite-1.tmp", ".walk.gif.ganlite-1.tmp"]
