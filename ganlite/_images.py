@@ -58,8 +58,10 @@ def make_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> n
     images = _check_images(images)
     n, h, w = images.shape
     columns = int(np.ceil(np.sqrt(n))) if columns is None else columns
-    if isinstance(columns, bool) or not isinstance(columns, int) or not 1 <= columns <= n:
-        raise UsageError(f"columns must be an integer between 1 and {n}, got {describe(columns)}")
+    if isinstance(columns, bool) or not isinstance(columns, int) \
+            or not 1 <= columns <= MAX_GRID_IMAGES:
+        raise UsageError(f"columns must be an integer between 1 and {MAX_GRID_IMAGES}, got "
+                         f"{describe(columns)}")
     if isinstance(gap, bool) or not isinstance(gap, int) or not 0 <= gap <= 64:
         raise UsageError(f"gap must be an integer between 0 and 64, got {describe(gap)}")
     rows = -(-n // columns)
