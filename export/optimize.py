@@ -447,7 +447,8 @@ def _uint8_output(g: _Graph) -> None:
             chain.insert(0, cur)
             cur = g.producer(cur.input[0])
         tanh, layer = cur, g.producer(cur.input[0]) if cur is not None else None
-        if layer is None or any(g.only_consumer(n.output[0]) is None for n in [layer, tanh] + chain):
+        if layer is None or any(g.only_consumer(n.output[0]) is None
+                                 for n in [layer, tanh] + chain):
             continue
         moves = [n for n in chain if n.op_type in ("Slice", "Squeeze", "Reshape", "Unsqueeze")]
         math = [n for n in chain if n not in moves]
