@@ -122,8 +122,9 @@ def profile_by_op(model: onnx.ModelProto, batch: int = 1000, runs: int = 5) -> d
 
 
 def interleaved(fns: dict, seconds: float, min_rounds: int = 5) -> dict:
-    """Best wall seconds per call of each function, timed in turn until `seconds` have
-    passed and at least `min_rounds` rounds are done; also the best process CPU seconds
+    """Best wall seconds per call of each function, timed in turn (50 ms apart: onnxruntime,
+    OpenBLAS and TensorFlow threads spin a while after a call and would slow the next one)
+    until `seconds` have passed and at least `min_rounds` rounds are done; also the best process CPU seconds
     per call, under "cpu:NAME" (with non-spinning sessions a contention-robust figure)."""
     for fn in fns.values():
         fn()
@@ -131,6 +132,7 @@ def interleaved(fns: dict, seconds: float, min_rounds: int = 5) -> dict:
     t_end, rounds = time.perf_counter() + seconds, 0
     while rounds < min_rounds or time.perf_counter() < t_end:
         for k, fn in fns.items():
+            time.sleep(0.05)    # let the previous runtime's spinning threads park
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             best[k] = min(best[k], time.perf_counter() - t0)

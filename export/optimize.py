@@ -24,11 +24,13 @@ alone where it does not match (an MLP generator, say):
   final         the image Conv after a ConvTranspose -> run on the 4 phases (four 2x2 Convs
                 summed) so the 28x28x32 tensor is never interleaved; its 4-channel output is
                 interleaved once, on uint8
-  interleave    the remaining phase interleave (14x14x64) -> NHWC Concat + block Transpose
+  interleave    the remaining phase interleave (14x14x64) -> in NHWC, by two Concats
   slices        Slices that copy a whole tensor -> removed
 
 The float image before rounding agrees with the original to ~1e-6; the uint8 output to at
-most 1 gray level (rounding ties), see tests/test_optimize.py. Figures: bench/profile_graph.py.
+most 1 gray level (rounding ties), see tests/test_optimize.py; check() measures it at export.
+Only standard ONNX ops (opset 13+) are emitted. Figures: bench/profile_graph.py and
+bench/results/optimize-notes.md.
 """
 from __future__ import annotations
 
