@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import onnx  # noqa: E402
+from profile_graph import cpu, interleaved, session  # noqa: E402
 
 from export.optimize import optimize  # noqa: E402
-from profile_graph import cpu, interleaved, session  # noqa: E402
 
 
 def calibration(latent_dim: int, num_classes: int, batches: int = 32, batch: int = 64):

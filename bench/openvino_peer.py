@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import onnx  # noqa: E402
 import openvino as ov  # noqa: E402
-
-from export.optimize import optimize  # noqa: E402
 from int8_optimized import quantize  # noqa: E402
 from profile_graph import cpu, feeds_for, interleaved, session  # noqa: E402
+
+from export.optimize import optimize  # noqa: E402
 
 
 def main():

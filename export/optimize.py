@@ -380,7 +380,7 @@ def _convtranspose_to_phases(g: _Graph, mode: str) -> None:
         c_out = w.shape[1]
         bias = np.zeros(c_out, np.float32) if b is None else b
 
-        def phase_filter(rows, cols):
+        def phase_filter(rows, cols, w=w):
             return np.ascontiguousarray(w[:, :, rows][:, :, :, cols].transpose(1, 0, 2, 3))
 
         x, y = node.input[0], node.output[0]

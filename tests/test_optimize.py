@@ -15,8 +15,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from conftest import TINY_UNCONDITIONAL  # noqa: E402
-from export import optimize as opt  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from export import optimize as opt  # noqa: E402
 
 pytestmark = pytest.mark.train
 
