@@ -125,7 +125,8 @@ def interleaved(fns: dict, seconds: float, min_rounds: int = 5) -> dict:
     """Best wall seconds per call of each function, timed in turn (50 ms apart: onnxruntime,
     OpenBLAS and TensorFlow threads spin a while after a call and would slow the next one)
     until `seconds` have passed and at least `min_rounds` rounds are done; also the best
-    process CPU seconds per call, under "cpu:NAME" (with non-spinning sessions a contention-robust figure)."""
+    process CPU seconds per call, under "cpu:NAME" (with non-spinning sessions a
+    contention-robust figure)."""
     for fn in fns.values():
         fn()
     best = {k: float("inf") for k in fns} | {f"cpu:{k}": float("inf") for k in fns}
