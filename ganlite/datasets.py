@@ -16,11 +16,11 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ._errors import GanliteError, UsageError, describe
+from ._files import as_path
 
 __all__ = [
     "DATASETS",
@@ -93,16 +93,6 @@ def get(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def _path(value: object, what: str) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise UsageError(f"{what} must be a path, got {describe(value)}")
-    text = os.fspath(value)
-    if isinstance(text, bytes) or not text or "\0" in text:
-        raise UsageError(f"{what} must be a non-empty path without NUL characters, got "
-                         f"{describe(text)}")
-    return Path(text)
-
-
 def read_idx(path: str | os.PathLike, kind: str) -> np.ndarray:
     """Read one gzipped IDX file of 28x28 images or of labels.
 
@@ -121,7 +111,7 @@ def read_idx(path: str | os.PathLike, kind: str) -> np.ndarray:
     """
     if not isinstance(kind, str) or kind not in _MAGIC:
         raise UsageError(f"kind must be 'images' or 'labels', got {describe(kind)}")
-    path = _path(path, "an IDX file")
+    path = as_path(path, "an IDX file")
     header_size = _HEADER[kind]
     try:
         with gzip.open(path, "rb") as f:
@@ -187,7 +177,7 @@ def read_split(folder: str | os.PathLike, split: str,
     if not isinstance(split, str) or split not in SPLITS:
         raise UsageError(f"split must be one of {', '.join(SPLITS)}, got {describe(split)}")
     classes = get(dataset).num_classes if dataset is not None else None
-    folder = _path(folder, "a data folder")
+    folder = as_path(folder, "a data folder")
     if not folder.is_dir():
         raise DatasetError(f"{folder}: data folder not found")
     images = read_idx(folder / IDX_FILES[(split, "images")], "images")

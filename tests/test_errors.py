@@ -12,23 +12,14 @@ from ganlite import _card, _onnxfile
 from ganlite._model import CARD_KEY
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _encode(fields) -> bytes:
     out = bytearray()
     for number, wire, value in fields:
-        out += _varint(number << 3 | wire)
+        out += _onnxfile.encode_varint(number << 3 | wire)
         if wire == 2:
-            out += _varint(len(value)) + value
+            out += _onnxfile.encode_varint(len(value)) + value
         elif wire == 0:
-            out += _varint(value)
+            out += _onnxfile.encode_varint(value)
         else:
             out += value
     return bytes(out)
