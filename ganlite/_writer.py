@@ -130,16 +130,18 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
     created = not out.exists()
     _files.make_folder(out, "output folder")
     run = _Run(generator, out, manifest, resolved, batch_size, progress)
-    try:
-        with _files.FolderLock(out):
+    with _files.FolderLock(out):
+        # Undone only by the run holding the lock: a run refused by the lock must not
+        # touch the folder (not even the lock file) of the run that holds it.
+        try:
             others = run.prepare(overwrite)
             if fmt == "npy":
                 written, resumed_at = run.write_npy()
             else:
                 written, resumed_at = run.write_pngs(workers)
-    except BaseException:
-        run.undo_if_empty(created)
-        raise
+        except BaseException:
+            run.undo_if_empty(created)
+            raise
     return WriteResult(out, n, written, resumed_at, others)
 
 
