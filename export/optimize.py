@@ -14,7 +14,8 @@ alone where it does not match (an MLP generator, say):
 
   batchnorm     BatchNormalization (inference form) -> Mul, Add
   affine        Mul/Add by per-channel constants -> folded into the weights and bias of the
-                MatMul/Gemm/Conv/ConvTranspose before them
+                MatMul/Gemm/Conv/ConvTranspose before them (a Mul by per-feature constants
+                before a MatMul/Gemm, the MLP's batch norm, into its weights)
   transpose     Dense -> Relu -> Reshape NHWC -> Transpose: Dense columns permuted, Reshape
                 straight to NCHW
   convtranspose ConvTranspose 4x4/2 pads 1 -> four 2x2 Convs, one per output phase
@@ -61,7 +62,7 @@ def optimize(model: onnx.ModelProto, steps=STEPS, convtranspose: str = "phases",
         raise ValueError(f"unknown steps {sorted(unknown)}; choose from {STEPS}")
     rewrites = {
         "batchnorm": _batchnorm_to_affine,
-        "affine": _fold_affine_into_linear,
+        "affine": lambda g: (_fold_affine_into_linear(g), _fold_scale_into_next_linear(g)),
         "transpose": _fold_nhwc_transpose,
         "convtranspose": lambda g: _convtranspose_to_phases(g, convtranspose),
         "hoist": _hoist_activations,
@@ -294,6 +295,33 @@ def _fold_affine_into_linear(g: _Graph) -> None:
             break
 
 
+def _fold_scale_into_next_linear(g: _Graph) -> None:
+    """Keras puts BatchNormalization after the activation in the MLP generator, and tf2onnx
+    leaves its scale as a Mul before the next Dense: (x * s) @ W = x @ (s[:, None] * W),
+    one pass fewer over each hidden layer."""
+    changed = True
+    while changed:
+        changed = False
+        for mul in list(g.graph.node):
+            user = g.only_consumer(mul.output[0]) if mul.op_type == "Mul" else None
+            params = _linear_params(g, user) if user is not None else None
+            if params is None or user.op_type not in ("MatMul", "Gemm") \
+                    or user.input[0] != mul.output[0]:
+                continue
+            w, b = params[0], params[1]
+            data = [i for i in mul.input if g.const(i) is None]
+            v = _channel_vector(g, mul, data[0], w.shape[0], -1) if len(data) == 1 else None
+            if v is None:
+                continue
+            new = _rebuild_linear(g, user, _f32(v[:, None] * w.astype(np.float64)),
+                                  np.zeros(w.shape[1], np.float32) if b is None else b,
+                                  user.output[0])
+            new[0].input[0] = data[0]
+            g.replace([mul, user], new)
+            changed = True
+            break
+
+
 def _rebuild_linear(g: _Graph, node, w, b, output):
     """`node` again with weight `w` ([K, N] for MatMul/Gemm) and bias `b`, writing `output`."""
     if node.op_type in ("MatMul", "Gemm"):
@@ -463,7 +491,7 @@ def _uint8_output(g: _Graph) -> None:
                 {"Add": 1.0, "Mul": 127.5, "Min": 255.0, "Max": 0.0}:
             continue
         params = _linear_params(g, layer)
-        if params is None or layer.op_type not in ("Conv", "Gemm"):
+        if params is None or layer.op_type not in ("Conv", "Gemm", "MatMul"):
             continue
         w, b = params[0], params[1]
         new_layer = _rebuild_linear(g, layer, w * np.float32(2),

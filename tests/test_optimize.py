@@ -212,3 +212,22 @@ def test_synthetic_generator():
     assert "BatchNormalization" not in ops and "ConvTranspose" not in ops and "Tanh" not in ops
     d = _differences(original, optimized, 256)
     assert d["max_gray_levels"] <= 1 and d["max_abs_float"] <= MAX_ABS_FLOAT, d
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_mlp_generator(conditional):
+    """The MLP generator's graph (BatchNorm after LeakyReLU: a Mul before the next MatMul)
+    is rewritten exactly too, from a freshly built, untrained Keras model."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from export import convert
+    from train import models
+
+    model = models.mlp_generator(16, 10 if conditional else 0)
+    function, signature = convert._generator_function(model, 16, conditional, True)
+    original = convert._convert(function, signature)
+    optimized = opt.optimize(original)
+    ops = [n.op_type for n in optimized.graph.node]
+    assert "Tanh" not in ops and "Round" not in ops and ops.count("QuantizeLinear") == 1
+    d = _differences(original, optimized, 256)
+    assert d["max_gray_levels"] <= 1 and d["max_abs_float"] <= MAX_ABS_FLOAT, d
