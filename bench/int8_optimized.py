@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import onnx  # noqa: E402
-from profile_graph import cpu, interleaved, session  # noqa: E402
+from profile_graph import cpu, interleaved, profile_by_op, session  # noqa: E402
 
 from export.optimize import optimize  # noqa: E402
 
@@ -40,13 +39,13 @@ from export.optimize import optimize  # noqa: E402
 def calibration(latent_dim: int, num_classes: int, batches: int = 32, batch: int = 64):
     from onnxruntime.quantization import CalibrationDataReader
 
-    from ganlite import _latents
+    from ganlite.latents import draw
 
     class Latents(CalibrationDataReader):
         def __init__(self):
             self.items = []
             for b in range(batches):
-                z, labels = _latents.draw(777, b * batch, batch, latent_dim, num_classes)
+                z, labels = draw(777, b * batch, batch, latent_dim, num_classes)
                 self.items.append({"z": z, **({"label": labels} if num_classes else {})})
 
         def get_next(self):
@@ -70,24 +69,6 @@ def quantize(model: onnx.ModelProto, fmt: str, reduce_range: bool, latent_dim: i
         return onnx.load(out)
 
 
-def kernels(model: onnx.ModelProto, feeds: dict) -> dict:
-    """Kernel ms by op type that onnxruntime runs (profiler, batch 1,000, min of 3)."""
-    s = session(model, profile=True)
-    for _ in range(4):
-        s.run(None, feeds)
-    path = s.end_profiling()
-    events = json.loads(Path(path).read_text())
-    Path(path).unlink()
-    per_node = collections.defaultdict(list)
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            per_node[(e["args"]["op_name"], e["name"])].append(e["dur"] / 1000)
-    by_op = collections.Counter()
-    for (op, _), t in per_node.items():
-        by_op[op] += min(t[1:] or t)
-    return {k: round(v, 1) for k, v in by_op.most_common()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mnist-cdcgan")
@@ -98,7 +79,7 @@ def main():
     args = parser.parse_args()
 
     import ganlite
-    from ganlite import _latents
+    from ganlite.latents import draw
 
     original = onnx.load(str(ROOT / "artifacts" / f"{args.model}.onnx"))
     inputs = {i.name: i for i in original.graph.input}
@@ -118,14 +99,13 @@ def main():
                 onnx.save(g, str(args.out / (name.replace(" ", "-").replace(",", "") + ".onnx")))
 
     print(f"CPU: {cpu()}")
-    z, labels = _latents.draw(0, 0, 1000, latent_dim, num_classes)
-    feeds = {"z": z, **({"label": labels} if num_classes else {})}
     for name, g in graphs.items():
         ops = collections.Counter(n.op_type for n in g.graph.node)
+        by_op = sorted(profile_by_op(g, runs=3).items(), key=lambda kv: -kv[1])
         print(f"\n{name}: graph ops {dict(ops)}\n  kernels run (ms, batch 1,000): "
-              f"{kernels(g, feeds)}")
+              f"{ {op: round(ms, 1) for op, ms in by_op} }")
 
-    z, labels = _latents.draw(0, 0, 10_000, latent_dim, num_classes)
+    z, labels = draw(0, 0, 10_000, latent_dim, num_classes)
     feeds = {"z": z, **({"label": labels} if num_classes else {})}
     sessions = {k: session(g) for k, g in graphs.items()}
     fns = {k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()}

@@ -32,14 +32,8 @@ def finish(proto, card: dict, out: Path) -> bytes:
         ModelError: the card does not pass the runtime's schema (names the field).
     """
     import onnx
-    import onnxruntime as ort
 
-    try:
-        session = ort.InferenceSession(proto.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
-        raise ExportError(f"{out}: onnxruntime cannot load the converted graph "
-                          f"({_first_line(e)})") from None
+    session = cpu_session(proto, f"{out}: ")
     card.update(modelfile.io_signature(session))
     for key in (modelfile.HASH_KEY, modelfile.LEGACY_HASH_KEY):
         card.pop(key, None)
@@ -58,6 +52,18 @@ def finish(proto, card: dict, out: Path) -> bytes:
     data = modelfile.seal(proto.SerializeToString(), card)
     card[modelfile.HASH_KEY] = modelfile.verified_card(data, out)[modelfile.HASH_KEY]
     return data
+
+
+def cpu_session(proto, where: str = ""):
+    """An onnxruntime CPU session of a converted graph (ExportError if refused)."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(proto.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise ExportError(f"{where}onnxruntime cannot load the converted graph "
+                          f"({_first_line(e)})") from None
 
 
 def card_json(card: dict) -> bytes:

@@ -15,7 +15,7 @@ import numpy as np
 from ganlite.latents import draw
 from ganlite.pixels import to_uint8
 
-from .card import _first_line
+from .card import _first_line, cpu_session
 from .errors import ExportError, ParityError
 
 __all__ = ["MAX_ABS_FLOAT", "MAX_GRAY_LEVELS", "ParityError", "export_classifier",
@@ -66,14 +66,7 @@ def _convert(function, signature):
 
 
 def _run_onnx(model_proto, feeds: dict) -> dict:
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(model_proto.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
-        raise ExportError(f"onnxruntime cannot load the converted graph "
-                          f"({_first_line(e)})") from None
+    session = cpu_session(model_proto)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 

@@ -76,10 +76,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         os.replace(tmp, path)
     except OSError as e:
-        _unlink_quietly(tmp)
+        remove_quietly([tmp])
         raise os_error(path, e) from None
     except BaseException:
-        _unlink_quietly(tmp)
+        remove_quietly([tmp])
         raise
     return path
 
@@ -136,7 +136,7 @@ def atomic_write_all(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
                 raise os_error(path, e) from None
     finally:
         for _, tmp in written:
-            _unlink_quietly(tmp)
+            remove_quietly([tmp])
     return [path for path, _ in targets]
 
 
@@ -144,13 +144,6 @@ def _check_bytes(data: object) -> bytes | bytearray | memoryview:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise UsageError(f"file contents must be bytes, got {describe(data)}")
     return data
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 def check_new_file(path: str | os.PathLike, what: str) -> Path:
@@ -170,7 +163,7 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
         probe.touch()
     except OSError as e:
         raise os_error(path, e, "cannot write there") from None
-    _unlink_quietly(probe)
+    remove_quietly([probe])
     _remove_dead_temporaries(path)
     return path
 
@@ -185,7 +178,7 @@ def _remove_dead_temporaries(path: Path) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            _unlink_quietly(tmp)
+            remove_quietly([tmp])
         except OSError:
             pass  # alive, or not ours to signal: leave it
 
