@@ -365,5 +365,53 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
     _emit(json.dumps(report.to_dict()) if as_json else report.table())
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (there is no authentication: keep it on loopback, "
+                   "or put a proxy in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--model", "-m", "models", multiple=True, metavar="NAME|PATH",
+              help="Model(s) to serve, repeatable (default: every built-in generator).")
+@device_option
+@click.option("--max-n", type=click.IntRange(1, 1_000_000), default=10_000,
+              show_default=True, help="Most images one request may ask for.")
+@click.option("--max-batch", type=click.IntRange(1, MAX_BATCH_SIZE), default=256,
+              show_default=True, help="Most images merged into one onnxruntime call.")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=2.0,
+              show_default=True, help="Longest wait for more requests to merge.")
+@click.option("--no-batching", is_flag=True,
+              help="One onnxruntime call per request (worker threads), no merging.")
+@click.option("--web", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Folder of the web page (default: the checkout's web/, if any).")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN",
+              help="Let pages from this origin call the API (CORS), e.g. "
+                   "http://localhost:3000; repeatable.")
+@click.option("--no-access-log", is_flag=True, help="No log line per request.")
+@_errors_to_exit
+def serve(host, port, models, device, max_n, max_batch, batch_wait_ms, no_batching, web,
+          allow_origins, no_access_log):
+    """Serve the models and the web page over HTTP (needs the `serve` extra)."""
+    from pathlib import Path
+
+    try:
+        from . import _server
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("starlette", "uvicorn", "anyio"):
+            raise
+        raise GanliteError("ganlite serve needs Starlette and uvicorn: "
+                           "pip install 'ganlite[serve]'") from None
+    _quiet_onnxruntime()
+    if not models:
+        from ._model import list_models as builtin_generators
+
+        models = tuple(builtin_generators("generator")) or (_registry.DEFAULT_MODEL,)
+    options = _server.Options(
+        max_n=max_n, batching=not no_batching, max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        web=Path(web) if web is not None else _server.default_web_folder(),
+        allow_origins=tuple(allow_origins))
+    _server.serve(host, port, models, device, options, access_log=not no_access_log)
+
+
 if __name__ == "__main__":
     main()

@@ -21,7 +21,7 @@ PYTHONPATH="$PWD" .venv-train/bin/python -m pytest -m train -p no:cacheprovider 
 echo "== runtime-only environment (.venv-runtime, no TensorFlow)"
 rm -rf .venv-runtime
 "$PYTHON" -m venv .venv-runtime
-.venv-runtime/bin/pip install -q ".[dev]"
+.venv-runtime/bin/pip install -q ".[dev,serve]"
 echo "== lint (ruff) and types (mypy, on ganlite/)"
 .venv-runtime/bin/ruff check .
 .venv-runtime/bin/mypy
