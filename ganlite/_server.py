@@ -121,12 +121,33 @@ def load_models(models: Sequence[str], device: str = "auto", max_batch: int = 25
         model_bytes = _card.read_file(generator.path)
         if _card.read(generator.path, model_bytes) != generator.card:
             raise GanliteError(f"{generator.path} changed while it was being loaded")
+        _sleep_when_idle(generator, model_bytes)
         batcher = Batcher(generator, max_batch, batch_wait_ms / 1000) if batching else None
         served[name] = Served(name, generator, generator.card, model_bytes,
                               json.dumps(generator.card).encode(), batcher)
     if not served:
         raise UsageError("no model to serve")
     return served
+
+
+def _sleep_when_idle(generator: Generator, model_bytes: bytes) -> None:
+    """Give a CPU generator a session whose idle threads sleep instead of spinning.
+
+    onnxruntime's threads spin-wait for the next call by default: right for one process
+    generating flat out, wrong for a server, where they would burn the cores that the event
+    loop needs between calls (measured: bench/results/load.md). Same bytes, same options
+    as Generator's session (the model was verified when it was loaded), one setting more.
+    """
+    import onnxruntime as ort
+
+    if generator.providers[0] != "CPUExecutionProvider":
+        return
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    generator.session = ort.InferenceSession(model_bytes, options,
+                                             providers=["CPUExecutionProvider"])
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> JSONResponse:
@@ -186,6 +207,11 @@ class App:
         for served in self.served.values():
             if served.batcher is not None:
                 served.batcher.stop(timeout=5)
+                stats = served.batcher.stats
+                if stats.calls:
+                    _log.info("batcher %s: %d requests, %d images in %d onnxruntime calls "
+                              "(%.1f images per call)", served.name, stats.requests,
+                              stats.images, stats.calls, stats.images / stats.calls)
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own errors (no such route, method not allowed) as JSON."""

@@ -382,7 +382,8 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
 @click.option("--no-batching", is_flag=True,
               help="One onnxruntime call per request (worker threads), no merging.")
 @click.option("--web", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Folder of the web page (default: the checkout's web/, if any).")
+              help="Folder of the web page (default: web/ of the checkout, else of the "
+                   "current folder, if it holds index.html).")
 @click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN",
               help="Let pages from this origin call the API (CORS), e.g. "
                    "http://localhost:3000; repeatable.")
@@ -404,7 +405,9 @@ def serve(host, port, models, device, max_n, max_batch, batch_wait_ms, no_batchi
     if not models:
         from ._model import list_models as builtin_generators
 
-        models = tuple(builtin_generators("generator")) or (_registry.DEFAULT_MODEL,)
+        names = sorted(builtin_generators("generator"),
+                       key=lambda name: name != _registry.DEFAULT_MODEL)   # default first
+        models = tuple(names) or (_registry.DEFAULT_MODEL,)
     options = _server.Options(
         max_n=max_n, batching=not no_batching, max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,

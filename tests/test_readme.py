@@ -22,7 +22,8 @@ def readme_commands() -> list[list[str]]:
     for line in README.read_text().splitlines():
         if line.startswith("```"):
             in_block = not in_block
-        elif in_block and line.startswith("ganlite "):
+        # A server runs until stopped: tests/test_serve.py runs README's `ganlite serve`.
+        elif in_block and line.startswith("ganlite ") and not line.startswith("ganlite serve"):
             commands.append(shlex.split(line, comments=True))
     return commands
 

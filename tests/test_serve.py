@@ -13,6 +13,8 @@ import http.client
 import io
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -37,6 +39,7 @@ needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason="the serve extra (starlet
 ENV = {**os.environ, "PYTHONPATH": str(Path(ganlite.__file__).parent.parent)}
 TINY = ganlite.read_card(TINY_UNCONDITIONAL)["name"]
 ORIGIN = "http://app.example"
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def free_port() -> int:
@@ -54,9 +57,9 @@ class Server:
         for _ in range(3):     # a free port can be taken between the check and the bind
             self.port = free_port()
             with open(self.log_path, "w") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "ganlite", "serve", "--port", str(self.port),
-                     *args], stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=ENV)
+                self.proc = subprocess.Popen(   # the last --port wins
+                    [sys.executable, "-m", "ganlite", "serve", *args, "--port",
+                     str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=ENV)
             if self._wait_ready():
                 return
         raise AssertionError(f"the server did not start:\n{self.log()}")
@@ -351,6 +354,45 @@ def test_load_generator_smoke(server):
     assert "Non-2xx" not in done.stdout and "Socket errors" not in done.stdout, done.stdout
     requests = int(done.stdout.split(" requests in ")[0].split()[-1])
     assert requests > 0
+
+
+def readme_http() -> tuple[list[list[str]], list[tuple[str, int]]]:
+    """README's `ganlite serve` command lines, and the path of each curl example with the
+    status it shows (400 where its comment says so, else 200)."""
+    serves, urls, in_block = [], [], False
+    for line in README.read_text().splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+        elif in_block and line.startswith("ganlite serve"):
+            serves.append(shlex.split(line, comments=True))
+        elif in_block and line.startswith("curl "):
+            found = re.search(r"http://127\.0\.0\.1:8000(/[^'\s]*)", line)
+            assert found, line
+            urls.append((found.group(1), 400 if "# 400" in line else 200))
+    return serves, urls
+
+
+@needs_extra
+def test_readme_curl_examples(server):
+    _, urls = readme_http()
+    assert len(urls) >= 6
+    for path, status in urls:
+        assert server.get(path)[0] == status, path
+
+
+@needs_extra
+def test_readme_serve_commands(tmp_path):
+    serves, _ = readme_http()
+    assert serves
+    shutil.copy(TINY_UNCONDITIONAL, tmp_path / "my-model.onnx")   # README's ./my-model.onnx
+    for command in serves:
+        assert command[:2] == ["ganlite", "serve"]
+        server = Server(tmp_path, *command[2:])
+        try:
+            status, body = server.get_json("/v1/models")
+            assert status == 200 and body["models"]
+        finally:
+            assert server.stop() == 0, server.log()
 
 
 # -- in-process: the batcher merges, and merged results are generate()'s bytes ----------
