@@ -10,12 +10,14 @@ dynamic batching off and one with it on (runs interleaved, so both see the same 
 Every request has its own seed (a wrk Lua script), format=npy. Any error or non-200 answer
 fails the run.
 
-Per run: requests/s, images/s, p50/p99 latency (wrk's), the server's CPU split between its
-event loop (the main thread: HTTP, routing, validation, encoding) and the rest (onnxruntime,
-the batcher, worker threads), and the server's peak RSS (VmHWM). Extra rows (not --quick):
-batching on with onnxruntime's default spinning threads, and format=png. Prints the CPU
-model, its AVX-512/VNNI/AMX flags and the load average, and writes
-bench/results/load.json and bench/results/load.md.
+Per run (a fresh server each): requests/s, images/s, p50/p99 latency (wrk's), images per
+onnxruntime call (the batcher's own count), the server's CPU split between its event loop
+(the main thread: HTTP, routing, validation, encoding) and the rest (onnxruntime, the
+batcher, worker threads), and the server's peak RSS (VmHWM). Extra rows (not --quick; half
+as long each), the choices `ganlite serve` made, each against its alternative: sleeping
+vs spinning onnxruntime threads, two batcher workers vs one, no merge wait vs 2 ms; and
+format=png. Prints the CPU model, its AVX-512/VNNI/AMX flags and the load average, and
+writes bench/results/load.json and bench/results/load.md.
 """
 from __future__ import annotations
 
@@ -73,10 +75,14 @@ done = function(summary, latency, requests)
 end
 """
 
-# The server with onnxruntime's default (spinning) session threads, for the comparison
-# that made `ganlite serve` turn spinning off.
-SPINNING = ("import sys, ganlite._server as s; s._sleep_when_idle = lambda g, b: None; "
-            "from ganlite.cli import main; sys.argv[0] = 'ganlite'; main()")
+# Servers with one of `ganlite serve`'s choices undone, for the rows that justify them:
+# onnxruntime's default (spinning) session threads; one batcher worker instead of two.
+PATCHES = {
+    "spinning threads": "import ganlite._server as s; s._sleep_when_idle = lambda g, b: None",
+    "1 worker": "import functools, ganlite._batcher as b, ganlite._server as s; "
+                "s.Batcher = functools.partial(b.Batcher, workers=1)",
+}
+MAIN = "import sys; from ganlite.cli import main; sys.argv[0] = 'ganlite'; main()"
 
 
 def cpu() -> str:
@@ -118,9 +124,9 @@ def free_port() -> int:
 class Server:
     """`ganlite serve` in its own process (no access log: wrk's figures are the log)."""
 
-    def __init__(self, python: str, model: str, *args: str, spinning: bool = False):
+    def __init__(self, python: str, model: str, *args: str, patch: str | None = None):
         self.port = free_port()
-        command = [python, "-c", SPINNING] if spinning else [python, "-m", "ganlite"]
+        command = [python, "-c", f"{patch}; {MAIN}"] if patch else [python, "-m", "ganlite"]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -208,8 +214,11 @@ def run_wrk(server: Server, n: int, connections: int, seconds: int, lua: Path,
 def measure(python: str, model: str, mode: str, n: int, connections: int, seconds: int,
             lua: Path, fmt: str = "npy") -> dict:
     """One wrk run against a fresh server (so peak RSS and batch sizes are this run's)."""
-    server = Server(python, model, *(["--no-batching"] if mode == "off" else []),
-                    spinning="spinning" in mode)
+    args = ["--no-batching"] if mode == "off" else []
+    if "wait 2 ms" in mode:
+        args += ["--batch-wait-ms", "2"]
+    server = Server(python, model, *args,
+                    patch=next((code for key, code in PATCHES.items() if key in mode), None))
     try:
         run = {"mode": mode, **run_wrk(server, n, connections, seconds, lua, fmt)}
         run["peak_rss_mb"] = server.peak_rss_mb()
@@ -237,11 +246,13 @@ def api_rate(generator: ganlite.Generator, n: int, seconds: float) -> float:
 
 
 def table(report: dict) -> str:
-    rows = ["| batching | n | format | connections | requests/s | images/s | p50 ms | p99 ms "
-            "| errors | images per onnxruntime call | event-loop CPU | other CPU | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| batching | n | format | connections | seconds | requests/s | images/s | p50 ms "
+            "| p99 ms | errors | images per onnxruntime call | event-loop CPU | other CPU "
+            "| peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         rows.append(f"| {r['mode']} | {r['n']} | {r['format']} | {r['connections']} | "
+                    f"{r['seconds']} | "
                     f"{r['requests_per_s']:,.0f} | {r['images_per_s']:,.0f} | "
                     f"{r['p50_ms']:,.1f} | {r['p99_ms']:,.1f} | {r['errors']} | "
                     f"{r['images_per_call']:,.1f} | "
@@ -294,10 +305,13 @@ def main() -> None:
                     run = measure(args.python, args.model, mode, n, c, seconds, lua)
                     report["runs"].append(run)
         if not args.quick:
-            extras = [("on, spinning threads", 1, "npy"), ("on", 64, "png")]
-            for mode, n, fmt in extras:
-                report["runs"].append(measure(args.python, args.model, mode, n,
-                                              max(connections), seconds, lua, fmt))
+            top = max(connections)
+            extras = [("on, spinning threads", 1, top, "npy"), ("on, 1 worker", 1, top, "npy"),
+                      ("on, 1 worker", 64, top, "npy"), ("on, wait 2 ms", 1, top, "npy"),
+                      ("on, wait 2 ms", 1, 8, "npy"), ("on", 64, top, "png")]
+            for mode, n, c, fmt in extras:
+                report["runs"].append(measure(args.python, args.model, mode, n, c,
+                                              max(5, seconds // 2), lua, fmt))
 
         for n in sizes:     # again at the end: the machine's load drifts during the run
             report["api_end"][n] = api_rate(generator, n, min(seconds, 10))
@@ -314,14 +328,16 @@ def main() -> None:
         report["ratios"][f"batching on / off, {top} connections, n={n}"] = \
             rate("on", n, top) / rate("off", n, top)
     if 1 in sizes and 64 in sizes:
-        ceiling = "Python API n=64 / n=1 (about the most that merging n=1 requests can buy)"
-        report["ratios"][ceiling] = report["api"][64] / report["api"][1]
-        report["ratios"][f"server n=1, {top} connections, batching on / Python API n=64"] = \
-            rate("on", 1, top) / report["api"][64]
+        report["ratios"]["Python API, images/s at n=64 / at n=1"] = \
+            report["api"][64] / report["api"][1]
+        report["ratios"][f"server, n=1, {top} connections, batching on / Python API n=1"] = \
+            rate("on", 1, top) / report["api"][1]
     if not args.quick:
-        report["ratios"][f"batching on, {top} connections, n=1: default session / "
-                         "spinning threads"] = \
-            rate("on", 1, top) / rate("on, spinning threads", 1, top)
+        for mode, n, c in [("on, spinning threads", 1, top), ("on, 1 worker", 1, top),
+                           ("on, 1 worker", 64, top), ("on, wait 2 ms", 1, top),
+                           ("on, wait 2 ms", 1, 8)]:
+            report["ratios"][f"{c} connections, n={n}: batching on (as shipped) / {mode}"] = \
+                rate("on", n, c) / rate(mode, n, c)
     report["load_average_end"] = load_average()
     errors = sum(r["errors"] for r in report["runs"])
     text = table(report)

@@ -88,7 +88,7 @@ class Options:
     max_n: int = DEFAULT_MAX_N
     batching: bool = True
     max_batch: int = 256
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     web: Path | None = None
     allow_origins: tuple[str, ...] = ()
 
@@ -103,7 +103,7 @@ def default_web_folder() -> Path | None:
 
 
 def load_models(models: Sequence[str], device: str = "auto", max_batch: int = 256,
-                batch_wait_ms: float = 2.0, batching: bool = True) -> dict[str, Served]:
+                batch_wait_ms: float = 0.0, batching: bool = True) -> dict[str, Served]:
     """Load each model once: {name: Served}, in the order given.
 
     Raises:

@@ -377,8 +377,10 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
               show_default=True, help="Most images one request may ask for.")
 @click.option("--max-batch", type=click.IntRange(1, MAX_BATCH_SIZE), default=256,
               show_default=True, help="Most images merged into one onnxruntime call.")
-@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=2.0,
-              show_default=True, help="Longest wait for more requests to merge.")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=0.0,
+              show_default=True,
+              help="Longest wait for more requests to merge (0: merge the requests that "
+                   "queued while the model was busy).")
 @click.option("--no-batching", is_flag=True,
               help="One onnxruntime call per request (worker threads), no merging.")
 @click.option("--web", type=click.Path(file_okay=False), default=None, metavar="DIR",
