@@ -256,7 +256,10 @@ def table(report: dict) -> str:
                     f"{r['requests_per_s']:,.0f} | {r['images_per_s']:,.0f} | "
                     f"{r['p50_ms']:,.1f} | {r['p99_ms']:,.1f} | {r['errors']} | "
                     f"{r['images_per_call']:,.1f} | "
-                    f"{r['loop_cpu']:.0%} | {r['other_cpu']:.0%} | {r['peak_rss_mb']:,.0f} |")
+                    f"{r['loop_cpu']:.0%}, {r['loop_cpu'] / r['requests_per_s'] * 1e3:.2f} ms/req"
+                    f" | {r['other_cpu']:.0%}, "
+                    f"{r['other_cpu'] / r['images_per_s'] * 1e3:.2f} ms/image | "
+                    f"{r['peak_rss_mb']:,.0f} |")
     api = ", ".join(f"n={n}: {rate:,.0f} images/s ({report['api_start'][n]:,.0f} at the start, "
                     f"{report['api_end'][n]:,.0f} at the end)"
                     for n, rate in report["api"].items())
@@ -266,6 +269,24 @@ def table(report: dict) -> str:
     for name, value in report["ratios"].items():
         lines.append(f"- {name}: **{value:.2f}x**")
     return "\n".join(lines)
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    v = report["versions"]
+    stack = "httptools + uvloop" if v.get("httptools") and v.get("uvloop") else \
+        "h11 + asyncio"
+    path.write_text(
+        f"# `ganlite serve` under load\n\n`{report['command']}`\n\n"
+        f"{report['cpu']}; load average {report['load_average_start']} at the start, "
+        f"{report['load_average_end']} at the end (a machine shared with other jobs; "
+        f"wrk runs on the same cores). Python {v['python']}, onnxruntime "
+        f"{v['onnxruntime']}, Starlette {v['starlette']}, uvicorn {v['uvicorn']} "
+        f"({stack}), {v['wrk']}. Model {report['model']}, format=npy unless noted, "
+        f"{report['seconds_per_run']} s per run (extra rows: half), a new seed per "
+        f"request, a fresh server per run. CPU columns: the server process's CPU time "
+        f"during the run over its wall time (100 % = one core), and per request (event "
+        f"loop) or per image (the rest: onnxruntime and the worker threads).\n\n"
+        f"{table(report)}\n")
 
 
 def main() -> None:
@@ -279,7 +300,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="5 s runs, no extra rows, nothing written (a smoke test)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite OUT/load.md from OUT/load.json")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(json.loads((args.out / "load.json").read_text()), args.out / "load.md")
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     seconds = 5 if args.quick else args.duration
@@ -347,17 +373,7 @@ def main() -> None:
     if not args.quick:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
-        v = report["versions"]
-        stack = "httptools + uvloop" if v.get("httptools") and v.get("uvloop") else \
-            "h11 + asyncio"
-        (args.out / "load.md").write_text(
-            f"# `ganlite serve` under load\n\n`{report['command']}`\n\n"
-            f"{report['cpu']}; load average {report['load_average_start']} at the start, "
-            f"{report['load_average_end']} at the end (a machine shared with other jobs; "
-            f"wrk runs on the same cores). Python {v['python']}, onnxruntime "
-            f"{v['onnxruntime']}, Starlette {v['starlette']}, uvicorn {v['uvicorn']} "
-            f"({stack}), {v['wrk']}. Model {report['model']}, format=npy unless noted, "
-            f"{seconds} s per run, a new seed per request.\n\n{text}\n")
+        write_markdown(report, args.out / "load.md")
     if errors:
         raise SystemExit(f"{errors} errors: the load test failed")
 
