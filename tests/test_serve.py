@@ -29,6 +29,8 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 from conftest import TINY_UNCONDITIONAL, has_module
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import ganlite
@@ -265,6 +267,33 @@ def test_bad_parameter_is_400_json_naming_it(server, params, parameter):
     time.sleep(0.05)     # uvicorn writes the access log line after the response
     lines = server.log()[before:].splitlines()    # what this request logged
     assert len(lines) == 1 and f'"GET {path} HTTP/1.1" 400' in lines[0], lines
+
+
+_small_int = st.integers(-3, 24).map(str)
+_query_values = st.one_of(_small_int, st.text(max_size=12))
+
+
+@needs_extra
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.fixed_dictionaries({}, optional={
+    "model": st.one_of(st.sampled_from(["mnist-cdcgan", "fashion-cdcgan", TINY]),
+                       st.text(max_size=12)),
+    "n": _query_values, "seed": st.one_of(_small_int, _query_values),
+    "digit": _query_values, "class": st.one_of(st.sampled_from(["sneaker", "7"]),
+                                               st.text(max_size=12)),
+    "format": st.one_of(st.sampled_from(["png", "npy"]), st.text(max_size=5))}),
+       other=st.one_of(st.none(), st.tuples(st.text(min_size=1, max_size=6), _query_values)))
+def test_any_query_is_an_answer_or_a_400(server, params, other):
+    if other is not None:
+        params[other[0]] = other[1]
+    status, headers, body = server.get(generate_path(**params))
+    if status == 200:
+        assert headers["content-type"] == ("application/octet-stream"
+                                           if params.get("format") == "npy" else "image/png")
+    else:
+        assert (status, headers["content-type"]) == (400, "application/json"), body
+        assert json.loads(body)["parameter"] in params
 
 
 @needs_extra
