@@ -410,6 +410,31 @@ def test_readme_curl_examples(server):
 
 
 @needs_extra
+def test_readme_javascript_example(server, generators):
+    """README's fetch example, run by Node (fetch, Blob URLs) with a stand-in document."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    text = README.read_text()
+    start = text.index("```js\n", text.index("## Use it over HTTP")) + len("```js\n")
+    example = text[start:text.index("```", start)]
+    assert len(example.strip().splitlines()) <= 10
+    stand_in = ("globalThis.Image = class { style = {} }; "
+                "globalThis.document = { body: { append: (x) => { globalThis.shown = x; } } };")
+    report = ("console.log(JSON.stringify({src: shown.src, css: shown.style.cssText, "
+              "pixels: Array.from(pixels)}));")
+    code = stand_in + example.replace("http://127.0.0.1:8000",
+                                      f"http://127.0.0.1:{server.port}") + report
+    done = subprocess.run([node, "--input-type=module", "-e", code], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["src"].startswith("blob:") and "pixelated" in shown["css"]
+    expected = generators["mnist-cdcgan"].generate(4, seed=0)
+    assert shown["pixels"] == expected.ravel().tolist()
+
+
+@needs_extra
 def test_readme_serve_commands(tmp_path):
     serves, _ = readme_http()
     assert serves
