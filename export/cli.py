@@ -2,6 +2,7 @@
 
    python -m export model RUN_DIR --out artifacts/NAME.onnx [--name NAME]
    python -m export optimize FILE.onnx      (rewrite a generator exported before optimize)
+   python -m export int8 FILE.onnx          (its int8 variant, if it passes the quality gate)
    python -m export reseal FILE.onnx...     (seal models exported before model_sha256)
 
 `model` converts a run's final model to ONNX, checks parity with Keras, writes the model
@@ -64,6 +65,30 @@ def optimize_command(file: Path, keras: Path | None) -> None:
     parity = optimize_file(file, keras)["parity"]
     click.echo(f"{file}: optimized; parity with Keras: max abs {parity['max_abs_float']:.2e}, "
                f"{parity['max_gray_levels']} gray level(s)", err=True)
+
+
+@main.command("int8", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="NAME-int8.onnx to write (default: beside FILE).")
+@click.option("--seeds", default="0,1,2", show_default=True, metavar="S,S,...",
+              help="Sample seeds of the quality gate.")
+@click.option("--n", "n", type=click.IntRange(2, 1_000_000), default=10_000, show_default=True,
+              help="Samples per seed.")
+def int8_command(file: Path, out: Path | None, seeds: str, n: int) -> None:
+    """Make the int8 variant of optimized generator FILE; write it only if it passes the
+    quality gate against FILE (FCD within 5 %, score 0.05, precision/recall 0.02, on-label)."""
+    from .int8 import make_int8
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
+                                 param_hint="--seeds") from None
+    gate = make_int8(file, out, seed_list, n)
+    written = out or file.with_name(f"{file.stem}-int8.onnx")
+    click.echo(f"passed the quality gate: FCD {gate['int8']['fcd']:.3f} vs float "
+               f"{gate['float']['fcd']:.3f}; wrote {written}", err=True)
 
 
 @main.command(context_settings=CONTEXT)
