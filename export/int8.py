@@ -9,7 +9,8 @@ DequantizeLinear -> float ConvTranspose -> QuantizeLinear and gains nothing), QD
 (QOperator ran the same kernels once onnxruntime fused the QDQ pairs, within noise, and QDQ
 is what other runtimes read: bench/results/optimize-notes.md), per-channel QInt8 weights,
 QUInt8 activations, MinMax calibration on the model's own latents and labels (32 batches of
-64 from ganlite's latent stream, seed 777).
+64 from ganlite's latent stream, seed 777); the image layer stays float (see image_layer()).
+Percentile and entropy calibration did not help (Fashion FCD 5.9 and 6.3 against 2.2).
 
 The quality gate (10,000 samples of each of 3 seeds, means over the seeds, the dataset's
 own classifier through ganlite.evaluate):
@@ -35,7 +36,8 @@ from .errors import ExportError
 CALIBRATION = {"seed": 777, "batches": 32, "batch": 64}
 METHOD = ("onnxruntime.quantization.quantize_static of the optimized graph: QDQ, per-channel "
           "QInt8 weights, QUInt8 activations, MinMax calibration on 32 x 64 of the model's "
-          "own latents and labels (ganlite.latents, seed 777)")
+          "own latents and labels (ganlite.latents, seed 777); the image layer (the Convs "
+          "and Adds before the Sigmoid) kept in float")
 # The issue's bounds: int8 against float, means over the seeds.
 MAX_FCD_RATIO = 1.05
 MAX_SCORE_DIFF = 0.05
@@ -66,6 +68,26 @@ def _calibration(card: dict):
     return Latents()
 
 
+def image_layer(proto) -> list[str]:
+    """Names of the nodes computing the image before rounding: the Sigmoid and the Convs and
+    Adds feeding it. Kept in float: quantized, each of the image Conv's four partial sums is
+    rounded to uint8 before they are added, and on Fashion-MNIST's large mid-gray areas
+    that error shows (FCD 6.4 against 2.4 float; 2.23 against 2.22 with the layer in float,
+    10,000 samples; MNIST's mostly black/white strokes hide it)."""
+    producer = {out: node for node in proto.graph.node for out in node.output}
+    sigmoids = [n for n in proto.graph.node if n.op_type == "Sigmoid"]
+    if len(sigmoids) != 1:
+        raise ExportError("the optimized graph has no single Sigmoid before its uint8 output")
+    names, pending = [sigmoids[0].name], [sigmoids[0].input[0]]
+    while pending:
+        node = producer.get(pending.pop())
+        if node is not None and node.op_type in ("Add", "Conv"):
+            names.append(node.name)
+            if node.op_type == "Add":
+                pending += list(node.input)
+    return names
+
+
 def quantize(proto, card: dict):
     """The int8 QDQ ModelProto of an optimized generator graph (metadata dropped)."""
     import onnx
@@ -81,7 +103,7 @@ def quantize(proto, card: dict):
         quant_pre_process(src, pre, skip_symbolic_shape=True)
         quantize_static(pre, out, _calibration(card), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QUInt8)
+                        activation_type=QuantType.QUInt8, nodes_to_exclude=image_layer(base))
         return onnx.load(out)
 
 

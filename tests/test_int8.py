@@ -41,6 +41,16 @@ def test_makes_a_sealed_int8_model_that_passes(default_copy):
     assert json.loads(out.with_suffix(".json").read_text()) == card
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and "ConvTranspose" not in ops
+    # The image layer stays float: its Convs read float weights, not DequantizeLinear's.
+    from export.int8 import image_layer
+
+    graph = onnx.load(str(out)).graph
+    floats = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    kept = set(image_layer(onnx.load(str(out))))
+    convs = [n for n in graph.node if n.name in kept and n.op_type == "Conv"]
+    assert len(convs) == 4 and all(n.input[1] in floats for n in convs)
+    others = [n for n in graph.node if n.op_type == "Conv" and n not in convs]
+    assert others and not any(n.input[1] in floats for n in others)
     float_images = ganlite.load(default_copy, device="cpu").generate(200, seed=3)
     diff = np.abs(generator.generate(200, seed=3).astype(int) - float_images)
     assert 0 < diff.mean() < 3        # int8: close to float, but not the float graph
