@@ -285,6 +285,22 @@ def test_decode_matches_python(browser, server, model):
     assert want.std() > 50 and len(np.unique(want.reshape(200, -1), axis=0)) == 200
 
 
+@pytest.mark.parametrize("model", ["mnist-cdcgan-int8", "fashion-cdcgan-int8"])
+def test_int8_models_run_close_to_python(browser, server, model):
+    """int8 models run in the browser, but its int8 kernels round differently from
+    onnxruntime's CPU ones: measured 1.6 % / 2.9 % of pixels more than 1 gray level off
+    (max 28 / 33), so the 1-gray-level contract is the float models'; here, close."""
+    browser.ensure(server)
+    gen = ganlite.load(model, device="cpu")
+    z, labels = ganlite.latents.draw(7, 0, 200, gen.latent_dim, gen.num_classes)
+    want = gen.decode(z, labels).astype(np.int16)
+    got, _ = decode_in_page(browser, model, z, labels)
+    diff = np.abs(got.astype(np.int16) - want)
+    print(f"\n{model}: max diff {diff.max()}, mean {diff.mean():.3f}, "
+          f"{np.mean(diff > 1):.3%} by more than 1")
+    assert diff.mean() < 1.0 and np.mean(diff > 1) < 0.05 and diff.max() <= 64
+
+
 def test_generate_is_seeded(browser, server):
     browser.ensure(server)
     same, other, prefix, one_class = browser.js(B64 + """
