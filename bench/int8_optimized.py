@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import onnx  # noqa: E402
-from profile_graph import cpu, interleaved, profile_by_op, session  # noqa: E402
+from profile_graph import converted, cpu, interleaved, profile_by_op, session  # noqa: E402
 
 from export.optimize import optimize  # noqa: E402
 
@@ -81,7 +81,7 @@ def main():
     import ganlite
     from ganlite.latents import draw
 
-    original = onnx.load(str(ROOT / "artifacts" / f"{args.model}.onnx"))
+    original = converted(args.model)
     inputs = {i.name: i for i in original.graph.input}
     latent_dim = inputs["z"].type.tensor_type.shape.dim[1].dim_value
     num_classes = 10 if "label" in inputs else 0

@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import onnx  # noqa: E402
 import openvino as ov  # noqa: E402
 from int8_optimized import quantize  # noqa: E402
-from profile_graph import cpu, feeds_for, interleaved, session  # noqa: E402
+from profile_graph import converted, cpu, feeds_for, interleaved, session  # noqa: E402
 
 from export.optimize import optimize  # noqa: E402
 
@@ -40,7 +39,7 @@ def main():
     parser.add_argument("--batches", default="1000,10000")
     args = parser.parse_args()
 
-    original = onnx.load(str(ROOT / "artifacts" / f"{args.model}.onnx"))
+    original = converted(args.model)
     latent_dim = original.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     num_classes = 10 if len(original.graph.input) > 1 else 0
     optimized = optimize(original)

@@ -52,6 +52,20 @@ def cpu() -> str:
             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def converted(name: str) -> onnx.ModelProto:
+    """The generator's graph as tf2onnx converts it, before export/optimize.py: converted
+    afresh from artifacts/NAME.keras (the shipped .onnx is the optimized graph)."""
+    import keras
+
+    from export import convert
+
+    model = keras.models.load_model(ROOT / "artifacts" / f"{name}.keras")
+    conditional = len(model.inputs) > 1
+    function, signature = convert._generator_function(model, int(model.inputs[0].shape[1]),
+                                                      conditional)
+    return convert._convert(function, signature)
+
+
 def session(model: onnx.ModelProto, profile: bool = False, spinning: bool = True):
     options = ort.SessionOptions()      # as ganlite/_model.py: all optimizations
     options.log_severity_level = 3
@@ -155,7 +169,7 @@ def main():
     args = parser.parse_args()
 
     onnx_path = ROOT / "artifacts" / f"{args.model}.onnx"
-    original = onnx.load(str(onnx_path))
+    original = converted(args.model)
     optimized = optimize(original)
     flops = flops_per_image(original)
     print(f"CPU: {cpu()}")

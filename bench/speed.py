@@ -1,16 +1,24 @@
-"""Speed, memory and size of ganlite against what a user would do instead, in one run.
+"""Speed of ganlite against Keras, OpenVINO and the machine's GEMM ceiling, in one run.
 
     PYTHONPATH=. .venv-train/bin/python bench/speed.py [--model mnist-cdcgan] [--quick]
+        [--million 1000000] [--readme]
 
-Needs the training environment (TensorFlow, for the Keras side) and the model's Keras
-file beside its ONNX file (artifacts/NAME.keras). Prints one table and writes
-bench/results/speed.json. Every figure is the median of several runs, measured here:
-  - images/s at batch 1, 64, 1,000, 10,000: ganlite's API (latents included), a bare
-    onnxruntime InferenceSession.run on the same file, Keras predict and a direct call;
-  - the compute ceiling: FLOPs per image against a float32 NumPy GEMM timed in this run;
-  - cold start of `ganlite generate --n 100` against the same job in a TensorFlow script;
-  - peak RSS of writing --million images to disk (PNG and .npy);
-  - the size of a fresh runtime-only virtualenv against one with TensorFlow.
+Needs the training environment (TensorFlow, for the Keras side; artifacts/NAME.keras) and,
+for the OpenVINO rows, the `openvino` package importable (a bench-only dependency:
+`pip install openvino`; rows are left out where it is not). Prints the CPU model with its
+AVX-512 / VNNI / AMX flags and the load average, then, each figure measured in this run:
+  - images/s at batch 1, 64, 1,000, 10,000, timed interleaved (A, B, C, A, B, C, ..., best
+    of the rounds: machines are shared, read the ratios): ganlite float32 (the shipped,
+    optimized graph, through the API, latents included), ganlite int8 (NAME-int8), the
+    graph as tf2onnx converts it (before export/optimize.py), Keras `predict`, OpenVINO
+    reading the shipped .onnx (f32; bf16 where the CPU lists BF16), and the float32
+    2048^3 NumPy GEMM as the compute ceiling (model FLOPs per image / GEMM FLOP/s);
+  - batch 1 latency: p50 and p99 per image of ganlite float32 / int8 and Keras `predict`;
+  - kernel time by op type of the shipped model at batch 1,000 (onnxruntime's profiler);
+  - --million images written by `ganlite generate` as PNG and as npy (rate, peak RSS);
+  - cold start and the size of a runtime venv against a TensorFlow one (--footprint).
+Writes bench/results/speed.json and speed.md, and with --readme the table into README.md
+between its "bench:speed" markers.
 """
 from __future__ import annotations
 
@@ -31,85 +39,109 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+import onnx  # noqa: E402
+from profile_graph import (  # noqa: E402
+    converted,
+    cpu,
+    flops_per_image,
+    gemm_seconds,
+    interleaved,
+    profile_by_op,
+    session,
+)
+
 import ganlite  # noqa: E402
 from ganlite.latents import draw  # noqa: E402
 
 BATCHES = (1, 64, 1000, 10_000)
 
 
-def median_rate(fn, images: int, min_seconds: float = 1.0, repeats: int = 5) -> float:
-    """Median images/s over `repeats` timings, each long enough to be measured."""
-    fn()  # warm up
-    t0, calls = time.perf_counter(), 0
-    while time.perf_counter() - t0 < min_seconds / repeats or calls < 1:
-        fn()
-        calls += 1
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rates.append(images * calls / (time.perf_counter() - t0))
-    return statistics.median(rates)
+def _openvino_runners(path: Path) -> dict:
+    """{"OpenVINO f32": fn(feeds) -> images, ...} on the shipped .onnx, or {} without
+    openvino. LATENCY hint: one request on all cores, like one session.run call."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return {}
+    core = ov.Core()
+    caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    runners = {}
+    for precision in ["f32"] + (["bf16"] if "BF16" in caps else []):
+        compiled = core.compile_model(str(path), "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
+        request = compiled.create_infer_request()
+        runners[f"OpenVINO {precision}"] = \
+            lambda f, r=request: r.infer(f, share_inputs=True)[0]
+    return runners
 
 
-def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * size**3 / statistics.median(times) / 1e9
-
-
-def flops_per_image(model) -> float:
-    """2 x multiply-adds of the Dense / Conv2D / Conv2DTranspose layers, per image."""
+def throughput(name: str, seconds: float) -> tuple[list[dict], dict, float]:
+    """Rows of images/s per batch size, the op profile, and FLOPs per image."""
     import keras
 
-    macs = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            macs += layer.kernel.shape[0] * layer.kernel.shape[1]
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            h, w, c_in = layer.input.shape[1:]
-            kh, kw = layer.kernel_size
-            macs += h * w * c_in * kh * kw * layer.filters
-        elif isinstance(layer, keras.layers.Conv2D):
-            h, w, c_out = layer.output.shape[1:]
-            kh, kw = layer.kernel_size
-            macs += h * w * kh * kw * layer.input.shape[-1] * c_out
-    return 2.0 * macs
-
-
-def throughput(path: Path, keras_path: Path, quick: bool) -> tuple[list[dict], object]:
-    import keras
-    import onnxruntime as ort
-
-    generator = ganlite.load(path, device="cpu")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    model = keras.models.load_model(keras_path)
+    float_gen = ganlite.load(name, device="cpu")
+    int8_name = f"{name}-int8"
+    int8_gen = ganlite.load(int8_name, device="cpu") \
+        if int8_name in ganlite.list_models() else None
+    original = converted(name)
+    s_orig = session(original)
+    model = keras.models.load_model(ROOT / "artifacts" / f"{name}.keras")
+    ov_runners = _openvino_runners(ganlite._registry.resolve(name))
+    gemm, gemm_flop = gemm_seconds()
+    flops = flops_per_image(original)
+    classes = float_gen.num_classes if float_gen.conditional else 0
     rows = []
     for batch in BATCHES:
-        z, labels = draw(0, 0, batch, generator.latent_dim,
-                         generator.num_classes if generator.conditional else 0)
-        feeds = {"z": z, **({"label": labels} if generator.conditional else {})}
-        keras_in = [z, labels.astype(np.int32)] if generator.conditional else z
-        seconds = 0.5 if quick else 2.0
-        row = {"batch": batch,
-               "ganlite": median_rate(lambda: generator.generate(batch, seed=0,
-                                                                 batch_size=batch), batch, seconds),
-               "onnxruntime": median_rate(lambda: session.run(["image"], feeds), batch, seconds),
-               "keras_predict": median_rate(lambda: model.predict(keras_in, batch_size=batch,
-                                                                  verbose=0), batch, seconds),
-               "keras_call": median_rate(lambda: np.asarray(model(keras_in, training=False)),
-                                         batch, seconds)}
+        z, labels = draw(0, 0, batch, float_gen.latent_dim, classes)
+        feeds = {"z": z, **({"label": labels} if classes else {})}
+        keras_in = [z, labels.astype(np.int32)] if classes else z
+        fns = {"ganlite float32": lambda: float_gen.generate(batch, seed=0, batch_size=batch)}
+        if int8_gen is not None:
+            fns["ganlite int8"] = lambda: int8_gen.generate(batch, seed=0, batch_size=batch)
+        fns["converted graph"] = lambda: s_orig.run(None, feeds)
+        fns["Keras predict"] = lambda: model.predict(keras_in, batch_size=batch, verbose=0)
+        for k, r in ov_runners.items():
+            fns[k] = lambda r=r: r(feeds)
+        fns["GEMM"] = gemm
+        best = interleaved(fns, seconds if batch > 1 else seconds / 2, min_rounds=3)
+        row = {"batch": batch, "rounds": best["rounds"],
+               **{k: batch / best[k] for k in fns if k != "GEMM"},
+               "ceiling": gemm_flop / best["GEMM"] / flops}
         rows.append(row)
-        print(json.dumps({k: round(v, 1) if isinstance(v, float) else v
+        print(json.dumps({k: round(v) if isinstance(v, float) else v
                           for k, v in row.items()}), file=sys.stderr, flush=True)
-    return rows, model
+    profile = profile_by_op(onnx.load(str(ganlite._registry.resolve(name))), batch=1000)
+    return rows, profile, flops
+
+
+def latency(name: str, calls: int) -> dict:
+    """Batch 1, one image per call: p50 and p99 milliseconds, interleaved per call."""
+    import keras
+
+    gens = {"ganlite float32": ganlite.load(name, device="cpu")}
+    if f"{name}-int8" in ganlite.list_models():
+        gens["ganlite int8"] = ganlite.load(f"{name}-int8", device="cpu")
+    model = keras.models.load_model(ROOT / "artifacts" / f"{name}.keras")
+    g = gens["ganlite float32"]
+    z, labels = draw(0, 0, 1, g.latent_dim, g.num_classes if g.conditional else 0)
+    keras_in = [z, labels.astype(np.int32)] if g.conditional else z
+    fns = {k: (lambda gen=gen: gen.generate(1, seed=0)) for k, gen in gens.items()}
+    fns["Keras predict"] = lambda: model.predict(keras_in, batch_size=1, verbose=0)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    for i in range(calls):
+        for k, fn in fns.items():
+            if k == "Keras predict" and i >= max(calls // 5, 50):
+                continue        # ~40 ms a call: fewer samples keep the run short
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: {"p50_ms": float(np.percentile(t, 50) * 1e3),
+                "p99_ms": float(np.percentile(t, 99) * 1e3), "calls": len(t)}
+            for k, t in times.items()}
 
 
 def _peak_rss_mb(cmd, cwd) -> tuple[float, float]:
@@ -187,14 +219,89 @@ def footprint(tf_requirements: Path) -> dict:
 def _versions() -> dict:
     from train.versions import versions
 
-    cpu = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            **versions("numpy", "onnxruntime", "tensorflow", "keras", "ganlite")}
+    return {"cpu": cpu(), "cores": os.cpu_count(),
+            **versions("numpy", "onnxruntime", "tensorflow", "keras", "ganlite", "openvino")}
+
+
+def _targets(report: dict) -> list[dict]:
+    rows = {r["batch"]: r for r in report["throughput"]}
+    big, one = rows[10_000], rows[1]
+    targets = [
+        ("float32 ganlite / Keras predict, batch 1,000",
+         rows[1000]["ganlite float32"] / rows[1000]["Keras predict"], ">=", 1.0),
+        ("float32 ganlite / Keras predict, batch 10,000",
+         big["ganlite float32"] / big["Keras predict"], ">=", 1.0),
+        ("float32 ganlite at batch 10,000 / GEMM ceiling",
+         big["ganlite float32"] / big["ceiling"], ">=", 0.70),
+        ("float32 ganlite / Keras predict, batch 1",
+         one["ganlite float32"] / one["Keras predict"], ">=", 100),
+    ]
+    if "ganlite int8" in big:
+        targets.insert(2, ("int8 ganlite / Keras predict, batch 10,000",
+                           big["ganlite int8"] / big["Keras predict"], ">=", 2.0))
+    if "OpenVINO bf16" in big:
+        targets.append(("OpenVINO bf16 / Keras predict, batch 10,000",
+                        big["OpenVINO bf16"] / big["Keras predict"], ">=", 2.0))
+    if "million" in report:
+        m = report["million"]
+        targets.append((f"{m['n']:,} PNGs: rate / the same run as npy",
+                        m["png"]["images_per_s"] / m["npy"]["images_per_s"], ">=", 0.8))
+        targets.append((f"{m['n']:,} PNGs: peak RSS MB", m["png"]["peak_rss_mb"], "<=", 300))
+    if "cold_start" in report:
+        targets.append(("cold start ganlite / TensorFlow script",
+                        report["cold_start"]["ganlite_s"] / report["cold_start"]["tensorflow_s"],
+                        "<=", 0.2))
+    if "footprint" in report:
+        targets.append(("runtime venv / TensorFlow venv", report["footprint"]["runtime_mb"]
+                        / report["footprint"]["tensorflow_mb"], "<=", 0.2))
+    return [{"target": t, "measured": round(v, 3), "bound": f"{op} {b}",
+             "met": bool(v >= b if op == ">=" else v <= b)} for t, v, op, b in targets]
+
+
+def markdown(report: dict) -> str:
+    rows = report["throughput"]
+    columns = [k for k in rows[0] if k not in ("batch", "rounds", "ceiling")]
+    lines = [f"Measured by `bench/speed.py` on {report['machine']['cpu']}; onnxruntime "
+             f"{report['machine'].get('onnxruntime')}, TensorFlow "
+             f"{report['machine'].get('tensorflow')}, OpenVINO "
+             f"{report['machine'].get('openvino') or 'absent'}; model `{report['model']}`, "
+             f"{report['flops_per_image'] / 1e6:.1f} MFLOP per image. Images/s, best of "
+             f"interleaved rounds (the machine is shared: read the ratios).", "",
+             "| batch | " + " | ".join(columns) + " | GEMM ceiling | float32 / Keras | "
+             "float32, % of ceiling |", "|---" * (len(columns) + 4) + "|"]
+    for r in rows:
+        lines.append(f"| {r['batch']:,} | " + " | ".join(f"{r[c]:,.0f}" for c in columns)
+                     + f" | {r['ceiling']:,.0f} | {r['ganlite float32'] / r['Keras predict']:.2f}x"
+                     f" | {100 * r['ganlite float32'] / r['ceiling']:.0f} % |")
+    lat = report["latency"]
+    lines += ["", "Batch 1 latency per image (ms): " + "; ".join(
+        f"{k} p50 {v['p50_ms']:.2f}, p99 {v['p99_ms']:.2f}" for k, v in lat.items()) + ".", ""]
+    prof = report["profile_ms"]
+    total = sum(prof.values())
+    lines += [f"Kernel time by op type of the shipped `{report['model']}`, batch 1,000 "
+              f"(onnxruntime profiler, per node the minimum of 5 runs): " + ", ".join(
+                  f"{op} {ms:.1f} ms ({100 * ms / total:.0f} %)" for op, ms in
+                  sorted(prof.items(), key=lambda kv: -kv[1]) if ms >= 0.5)
+              + f"; total {total:.1f} ms.", ""]
+    if "million" in report:
+        m = report["million"]
+        lines += [f"{m['n']:,} images written by `ganlite generate`: " + "; ".join(
+            f"{fmt} {m[fmt]['wall_s']} s, {m[fmt]['images_per_s']:,} images/s, peak RSS "
+            f"{m[fmt]['peak_rss_mb']} MB" for fmt in ("png", "npy")) + ".", ""]
+    lines += ["| target | measured | bound | met |", "|---|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {t['bound']} | "
+              f"{'yes' if t['met'] else '**no**'} |" for t in report["targets"]]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    start, end = "<!-- bench:speed -->", "<!-- /bench:speed -->"
+    content = readme.read_text()
+    if start not in content or end not in content:
+        raise SystemExit(f"README.md has no {start} ... {end} markers")
+    head, rest = content.split(start, 1)
+    readme.write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
 
 
 def main() -> int:
@@ -204,72 +311,37 @@ def main() -> int:
     parser.add_argument("--ganlite", default=str(ROOT / ".venv-runtime" / "bin" / "ganlite"),
                         help="the ganlite console script of a runtime-only environment")
     parser.add_argument("--million", type=int, default=1_000_000,
-                        help="images for the memory test (0 = skip)")
-    parser.add_argument("--no-footprint", action="store_true")
+                        help="images for the PNG / npy writing test (0 = skip)")
+    parser.add_argument("--footprint", action="store_true",
+                        help="also cold start and venv sizes (builds two venvs)")
+    parser.add_argument("--seconds", type=float, default=40,
+                        help="timing budget per batch size")
     parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--readme", action="store_true", help="write the table into README")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.json")
     args = parser.parse_args()
 
-    path = ganlite._registry.resolve(args.model)
-    keras_path = ROOT / "artifacts" / f"{path.stem}.keras"
-    report = {"machine": _versions(), "model": path.stem}
-    rows, model = throughput(path, keras_path, args.quick)
-    report["throughput"] = rows
-    report["gemm_gflops"] = gemm_gflops()
-    report["flops_per_image"] = flops_per_image(model)
-    ceiling = report["gemm_gflops"] * 1e9 / report["flops_per_image"]
-    report["ceiling_images_per_s"] = ceiling
-    report["cold_start"] = cold_start(args.ganlite, keras_path, str(path), 5)
+    print(f"CPU: {cpu()}", file=sys.stderr)
+    seconds = 4 if args.quick else args.seconds
+    report: dict = {"machine": _versions(), "model": args.model}
+    rows, profile, flops = throughput(args.model, seconds)
+    report.update(throughput=rows, profile_ms=profile, flops_per_image=flops)
+    report["latency"] = latency(args.model, 100 if args.quick else 1000)
     if args.million:
-        report["million"] = million(args.ganlite, str(path), args.million)
-    if not args.no_footprint:
+        report["million"] = million(args.ganlite, args.model, args.million)
+    if args.footprint:
+        keras_path = ROOT / "artifacts" / f"{args.model}.keras"
+        report["cold_start"] = cold_start(args.ganlite, keras_path, args.model, 5)
         report["footprint"] = footprint(ROOT / "requirements-train.txt")
-
-    big = [r for r in rows if r["batch"] >= 1000]
-    one = rows[0]
-    targets = [
-        ("ganlite / onnxruntime at batch >= 1000", min(r["ganlite"] / r["onnxruntime"]
-                                                        for r in big), ">=", 0.95),
-        ("ganlite / Keras predict at batch >= 1000", min(r["ganlite"] / r["keras_predict"]
-                                                          for r in big), ">=", 2.0),
-        ("ganlite / Keras predict at batch 1", one["ganlite"] / one["keras_predict"], ">=", 20),
-        ("ganlite at batch 10,000 / compute ceiling", rows[-1]["ganlite"] / ceiling, ">=", 0.5),
-        ("cold start ganlite / TensorFlow", report["cold_start"]["ganlite_s"]
-         / report["cold_start"]["tensorflow_s"], "<=", 0.2),
-    ]
-    if "footprint" in report:
-        targets.append(("runtime venv / TensorFlow venv", report["footprint"]["runtime_mb"]
-                        / report["footprint"]["tensorflow_mb"], "<=", 0.2))
-    if "million" in report:
-        targets.append(("peak RSS MB, 1M PNGs", report["million"]["png"]["peak_rss_mb"],
-                        "<=", 300))
-    report["targets"] = [{"target": t, "measured": round(v, 3), "bound": f"{op} {b}",
-                          "met": bool(v >= b if op == ">=" else v <= b)}
-                         for t, v, op, b in targets]
-
+    report["machine"]["cpu_after"] = cpu()
+    report["targets"] = _targets(report)
+    text = markdown(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(f"\n{report['machine']}\nmodel {path.stem}: {report['flops_per_image'] / 1e6:.1f} "
-          f"MFLOP/image; GEMM {report['gemm_gflops']:.0f} GFLOP/s -> ceiling "
-          f"{ceiling:,.0f} images/s\n")
-    print("| batch | ganlite | onnxruntime | Keras predict | Keras call | (images/s) |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['batch']:,} | {r['ganlite']:,.0f} | {r['onnxruntime']:,.0f} | "
-              f"{r['keras_predict']:,.0f} | {r['keras_call']:,.0f} | |")
-    print(f"\ncold start (--n 100, median of 5): ganlite {report['cold_start']['ganlite_s']:.2f}"
-          f" s, TensorFlow script {report['cold_start']['tensorflow_s']:.2f} s")
-    if "million" in report:
-        for fmt in ("png", "npy"):
-            m = report["million"][fmt]
-            print(f"{args.million:,} images as {fmt}: {m['wall_s']} s, "
-                  f"{m['images_per_s']:,} images/s, peak RSS {m['peak_rss_mb']} MB")
-    if "footprint" in report:
-        print(f"venv size: runtime {report['footprint']['runtime_mb']} MB, with TensorFlow "
-              f"{report['footprint']['tensorflow_mb']} MB")
-    print("\n| target | measured | bound | met |\n|---|---|---|---|")
-    for t in report["targets"]:
-        print(f"| {t['target']} | {t['measured']} | {t['bound']} | {'yes' if t['met'] else 'NO'} |")
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    if args.readme:
+        update_readme(text)
     return 0
 
 

@@ -21,10 +21,12 @@ def _path(name: str, value: object) -> Path:
 @dataclass(frozen=True)
 class ExportConfig:
     """Export the final model of run folder `run_dir` to `out` (NAME.onnx), named `name`
-    in its card (default: the file's stem)."""
+    in its card (default: the file's stem); a generator's graph is rewritten for
+    onnxruntime's CPU kernels (export/optimize.py) unless `optimize` is False."""
     run_dir: Path
     out: Path
     name: str | None = None
+    optimize: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", _path("RUN_DIR", self.run_dir))
@@ -32,6 +34,8 @@ class ExportConfig:
         object.__setattr__(self, "out", out)
         if out.suffix != ".onnx" or not out.stem:
             raise ExportConfigError(f"--out {str(out)!r} must be a file name ending in .onnx")
+        if not isinstance(self.optimize, bool):
+            raise ExportConfigError(f"optimize must be True or False, got {self.optimize!r}")
         name = self.model_name
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_TEXT \
                 or not name.isprintable():
@@ -47,7 +51,8 @@ class ExportConfig:
     def argv(self) -> list[str]:
         """The arguments of `python -m export model` that make this export."""
         return ([str(self.run_dir), "--out", str(self.out)]
-                + (["--name", self.name] if self.name is not None else []))
+                + (["--name", self.name] if self.name is not None else [])
+                + ([] if self.optimize else ["--no-optimize"]))
 
     def command(self) -> str:
         """The shell command (shlex-quoted) that makes this export."""

@@ -106,7 +106,7 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
         raise ExportError(f"{final}: embeds {_embedding_classes(model)} labels, dataset "
                           f"{run.dataset} has {dataset.num_classes} classes")
     proto, parity = export_generator(model, run.latent_dim, run.conditional,
-                                     dataset.num_classes)
+                                     dataset.num_classes, optimize_graph=config.optimize)
     print(f"parity: max abs {parity['max_abs_float']:.2e} on [-1, 1], "
           f"{parity['max_gray_levels']} gray level(s) on uint8", file=sys.stderr)
     out = config.out

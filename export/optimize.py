@@ -643,13 +643,18 @@ def _drop_identity_slices(g: _Graph) -> None:
 
 
 def check(original: onnx.ModelProto, optimized: onnx.ModelProto, samples: int = 1000,
-          seed: int = 20261128, max_levels: int = 1, num_classes: int = 10) -> dict:
-    """Parity of the two graphs' uint8 images on the same random latents (labels cycling
-    through all `num_classes` classes): {"samples", "max_gray_levels", "pixels_differing"}. Raises
-    export.convert.ParityError beyond `max_levels`."""
-    import onnxruntime as ort
+          seed: int = 20261128, num_classes: int = 10) -> dict:
+    """Parity of the optimized graph against the original one, on the same random latents
+    (labels cycling through all `num_classes` classes), with export/parity.py's bounds
+    (1e-4 on the float image before rounding, 1 gray level on uint8).
 
-    from export.convert import ParityError
+    Returns:
+        {"samples", "max_abs_float", "max_gray_levels", "pixels_differing", "tolerance"}.
+
+    Raises:
+        export.errors.ParityError: beyond the bounds.
+    """
+    from .parity import float_image, generator_parity
 
     inputs = {i.name: i for i in original.graph.input}
     z_dim = inputs["z"].type.tensor_type.shape.dim[1].dim_value
@@ -657,15 +662,5 @@ def check(original: onnx.ModelProto, optimized: onnx.ModelProto, samples: int = 
     feeds = {"z": rng.standard_normal((samples, z_dim), dtype=np.float32)}
     if "label" in inputs:
         feeds["label"] = np.arange(samples, dtype=np.int64) % num_classes
-    images = []
-    for model in (original, optimized):
-        session = ort.InferenceSession(model.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
-        images.append(session.run(None, feeds)[0].astype(np.int16))
-    levels = int(np.abs(images[0] - images[1]).max())
-    figures = {"samples": samples, "max_gray_levels": levels,
-               "pixels_differing": float((images[0] != images[1]).mean())}
-    if levels > max_levels:
-        raise ParityError(f"optimized graph differs by {levels} gray levels "
-                          f"(limit {max_levels})")
-    return figures
+    return generator_parity(optimized, feeds, float_image(original, feeds),
+                            against="the original graph")

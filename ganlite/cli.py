@@ -284,9 +284,9 @@ def info(model, as_json):
     if as_json:
         _emit(json.dumps(card, indent=2))
         return
-    keys = ("name", "kind", "dataset", "architecture", "latent_dim", "conditional",
-            "num_classes", "class_names", "train_steps", "train_images", "output_format",
-            "parity")
+    keys = ("name", "kind", "variant", "variant_of", "dataset", "architecture", "latent_dim",
+            "conditional", "num_classes", "class_names", "train_steps", "train_images",
+            "output_format", "parity", "variant_method")
     lines = [f"{'path':<14} {path}"]
     for key in keys:
         if key in card:
@@ -301,7 +301,8 @@ def info(model, as_json):
 
 @main.command("models")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object: {name: {kind, dataset, architecture, default, path}}.")
+              help="One JSON object: {name: {kind, dataset, architecture, precision, "
+                   "variant_of, default, path}}.")
 @_errors_to_exit
 def list_models(as_json):
     """List the built-in models: generators, and the classifiers that evaluate them."""
@@ -310,12 +311,16 @@ def list_models(as_json):
     lines, listing = [], {}
     for name, path in _registry.builtin_models().items():
         card = read_card(path)
+        # int8 variants say so: same weights as the float model, quantized, quality-gated.
+        precision = card.get("variant") or "float32"
         listing[name] = {"kind": card["kind"], "dataset": card.get("dataset"),
-                         "architecture": card.get("architecture"),
+                         "architecture": card.get("architecture"), "precision": precision,
+                         "variant_of": card.get("variant_of"),
                          "default": name == _registry.DEFAULT_MODEL, "path": str(path)}
         default = " (default)" if name == _registry.DEFAULT_MODEL else ""
+        of = f" of {card['variant_of']}" if card.get("variant_of") else ""
         lines.append(f"{name:<22} {card['kind']:<11} {card.get('dataset', ''):<14} "
-                     f"{card.get('architecture', '')}{default}")
+                     f"{card.get('architecture', ''):<6} {precision}{of}{default}")
     _emit(json.dumps(listing, indent=2) if as_json else "\n".join(lines))
 
 

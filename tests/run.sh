@@ -18,6 +18,13 @@ echo "== training environment (.venv-train)"
 .venv-train/bin/pip install -q -r requirements-train.txt
 PYTHONPATH="$PWD" .venv-train/bin/python -m pytest -m train -p no:cacheprovider -q tests
 
+echo "== the web page's onnxruntime-web (web/package-lock.json)"
+if command -v npm >/dev/null; then
+    npm ci --prefix web --no-audit --no-fund --loglevel=error
+else
+    echo "no npm: tests/test_web.py needs web/node_modules (npm ci --prefix web)"
+fi
+
 echo "== runtime-only environment (.venv-runtime, no TensorFlow)"
 rm -rf .venv-runtime
 "$PYTHON" -m venv .venv-runtime

@@ -46,7 +46,8 @@ def test_card_is_read_from_the_model(default_generator):
 
 def test_list_models_lists_what_load_takes():
     generators = ganlite.list_models()
-    assert set(generators) == {"mnist-cdcgan", "fashion-cdcgan"}
+    assert set(generators) == {"mnist-cdcgan", "fashion-cdcgan", "mnist-cdcgan-int8",
+                               "fashion-cdcgan-int8"}
     for name in generators:
         ganlite.load(name)
     classifiers = ganlite.list_models("classifier")

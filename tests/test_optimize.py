@@ -18,18 +18,35 @@ from conftest import TINY_UNCONDITIONAL  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from export import optimize as opt  # noqa: E402
+from export.parity import float_image  # noqa: E402
 
 pytestmark = pytest.mark.train
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT / "artifacts" / "mnist-cdcgan.onnx"
-MODELS = {"tiny-dcgan": TINY_UNCONDITIONAL, "mnist-cdcgan": DEFAULT}
+DEFAULT_KERAS = ROOT / "artifacts" / "mnist-cdcgan.keras"
+MODELS = ("mnist-cdcgan", "tiny-dcgan")
 MAX_ABS_FLOAT = 1e-4
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(scope="module")
+def default_converted():
+    """The default generator's graph as tf2onnx converts it (the shipped .onnx is already
+    optimized): converted afresh from the Keras model that ships beside it."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    import keras
+
+    from export import convert
+
+    model = keras.models.load_model(DEFAULT_KERAS)
+    function, signature = convert._generator_function(model, 100, True)
+    return convert._convert(function, signature)
+
+
+@pytest.fixture(scope="module", params=MODELS)
 def pair(request):
-    original = onnx.load(str(MODELS[request.param]))
+    original = (onnx.load(str(TINY_UNCONDITIONAL)) if request.param == "tiny-dcgan"
+                else request.getfixturevalue("default_converted"))
     return original, opt.optimize(original)
 
 
@@ -42,37 +59,16 @@ def _feeds(model, batch, seed=0):
     return feeds
 
 
-def _run(model, feeds, extra_output=None):
-    """Outputs of `model` (plus one intermediate value, as a truncated graph would)."""
-    model_ = model
-    if extra_output:
-        model_ = onnx.ModelProto()
-        model_.CopyFrom(model)
-        model_.graph.output.append(helper.make_tensor_value_info(extra_output,
-                                                                 TensorProto.FLOAT, None))
-    session = ort.InferenceSession(model_.SerializeToString(), providers=["CPUExecutionProvider"])
+def _run(model, feeds):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
-
-
-def _float_image(model, feeds):
-    """The image in [-1, 1] before the uint8 conversion, [batch, 1, 28, 28]: the Tanh output
-    of the exported graph, 2 * Sigmoid - 1 of the optimized one (interleaved here when the
-    graph keeps it as 4 phases on a 14x14 grid)."""
-    ops = {n.op_type: n for n in model.graph.node}
-    if "Tanh" in ops:
-        return _run(model, feeds, ops["Tanh"].output[0])[-1]
-    s = _run(model, feeds, ops["Sigmoid"].output[0])[-1]
-    if s.shape[1] == 4:         # DepthToSpace (DCR, blocksize 2) in numpy
-        n, _, h, w = s.shape
-        s = s.reshape(n, 2, 2, 1, h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, 1, 2 * h, 2 * w)
-    return 2.0 * s - 1.0
 
 
 def _differences(original, optimized, batch, seed=0):
     feeds = _feeds(original, batch, seed)
     a, b = (_run(m, feeds)[0].astype(np.int16) for m in (original, optimized))
     assert a.shape == b.shape == (batch, 28, 28) and a.dtype == b.dtype
-    fa, fb = (_float_image(m, feeds) for m in (original, optimized))
+    fa, fb = (float_image(m, feeds) for m in (original, optimized))
     return {"max_gray_levels": int(np.abs(a - b).max()),
             "pixels_differing": float((a != b).mean()),
             "max_abs_float": float(np.abs(fa - fb).max())}
@@ -142,23 +138,24 @@ def test_parity_detects_a_perturbed_weight(pair):
     assert _differences(original, broken, 64)["max_abs_float"] > MAX_ABS_FLOAT
 
 
-def test_parity_detects_a_wrong_rewrite(monkeypatch):
+def test_parity_detects_a_wrong_rewrite(monkeypatch, default_converted):
     """Kernel taps of the two row phases swapped (a plausible bug): parity fails."""
-    original = onnx.load(str(DEFAULT))
+    original = default_converted
     monkeypatch.setattr(opt, "_TAPS", {0: (2, 0), 1: (3, 1)})
     d = _differences(original, opt.optimize(original), 64)
     assert d["max_gray_levels"] > 1 and d["max_abs_float"] > MAX_ABS_FLOAT
 
 
-def test_check_reports_and_raises():
+def test_check_reports_and_raises(monkeypatch, default_converted):
     from export.convert import ParityError
 
-    original = onnx.load(str(DEFAULT))
+    original = default_converted
     optimized = opt.optimize(original)
     figures = opt.check(original, optimized, samples=200)
-    assert figures["max_gray_levels"] <= 1
-    with pytest.raises(ParityError):
-        opt.check(original, optimized, samples=200, max_levels=-1)
+    assert figures["max_gray_levels"] <= 1 and figures["max_abs_float"] <= MAX_ABS_FLOAT
+    monkeypatch.setattr(opt, "_TAPS", {0: (2, 0), 1: (3, 1)})
+    with pytest.raises(ParityError, match="the original graph and onnxruntime disagree"):
+        opt.check(original, opt.optimize(original), samples=200)
 
 
 def _synthetic_generator(seed=0):
@@ -224,10 +221,99 @@ def test_mlp_generator(conditional):
     from train import models
 
     model = models.mlp_generator(16, 10 if conditional else 0)
-    function, signature = convert._generator_function(model, 16, conditional, True)
+    function, signature = convert._generator_function(model, 16, conditional)
     original = convert._convert(function, signature)
     optimized = opt.optimize(original)
     ops = [n.op_type for n in optimized.graph.node]
     assert "Tanh" not in ops and "Round" not in ops and ops.count("QuantizeLinear") == 1
     d = _differences(original, optimized, 256)
     assert d["max_gray_levels"] <= 1 and d["max_abs_float"] <= MAX_ABS_FLOAT, d
+
+
+# --- python -m export optimize: the shipped models, rewritten in place -----------------
+
+@pytest.fixture
+def unoptimized_default(tmp_path, default_converted):
+    """A sealed, unoptimized copy of the default generator (as exported before optimize),
+    with its Keras model, NAME.json and NAME.png beside it."""
+    import json
+    import shutil
+
+    from export.card import card_json, finish
+    from ganlite import modelfile
+
+    card = json.loads((ROOT / "artifacts" / "mnist-cdcgan.json").read_text())
+    card.pop(modelfile.HASH_KEY)
+    card["parity"] = {k: v for k, v in card["parity"].items()
+                      if k not in ("graph", "converted_graph")}
+    card.pop("optimize_command", None)
+    path = tmp_path / "mnist-cdcgan.onnx"
+    path.write_bytes(finish(default_converted, card, path))
+    path.with_suffix(".json").write_bytes(card_json(card))
+    path.with_suffix(".png").write_bytes(b"old grid")
+    shutil.copy(DEFAULT_KERAS, path.with_suffix(".keras"))
+    return path
+
+
+def test_optimize_file_rewrites_in_place(unoptimized_default):
+    import json
+
+    import ganlite
+    from export.reoptimize import optimize_file
+
+    path = unoptimized_default
+    before = ganlite.load(path, device="cpu").generate(500, seed=5)
+    card = optimize_file(path)
+    graph = onnx.load(str(path)).graph
+    assert not {"ConvTranspose", "Tanh"} & {n.op_type for n in graph.node}
+    assert card["parity"]["graph"].startswith("optimized")
+    assert card["parity"]["max_gray_levels"] <= 1
+    assert card["parity"]["max_abs_float"] <= MAX_ABS_FLOAT
+    assert json.loads(path.with_suffix(".json").read_text()) == card
+    assert path.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    after = ganlite.load(path, device="cpu")          # sealed: the runtime accepts it
+    assert after.card == card
+    assert np.abs(before.astype(int) - after.generate(500, seed=5)).max() <= 1
+
+
+def test_optimize_file_refuses_an_optimized_model(unoptimized_default):
+    from export.errors import ExportError
+    from export.reoptimize import optimize_file
+
+    optimize_file(unoptimized_default)
+    data = unoptimized_default.read_bytes()
+    with pytest.raises(ExportError, match="already optimized"):
+        optimize_file(unoptimized_default)
+    assert unoptimized_default.read_bytes() == data
+
+
+def test_optimize_file_refuses_another_models_keras(unoptimized_default):
+    """The Fashion generator's weights beside the MNIST graph: the shipped graph does not
+    match them, so nothing is rewritten (a mutant skipping that check would optimize)."""
+    from export.reoptimize import optimize_file
+    from ganlite import ModelError
+
+    data = unoptimized_default.read_bytes()
+    with pytest.raises(ModelError, match="does not match"):
+        optimize_file(unoptimized_default, ROOT / "artifacts" / "fashion-cdcgan.keras")
+    assert unoptimized_default.read_bytes() == data
+
+
+def test_optimize_file_needs_the_keras_model(unoptimized_default):
+    from export.errors import ExportError
+    from export.reoptimize import optimize_file
+
+    unoptimized_default.with_suffix(".keras").unlink()
+    with pytest.raises(ExportError, match="needs the Keras model"):
+        optimize_file(unoptimized_default)
+
+
+def test_shipped_generators_are_optimized():
+    import ganlite
+    from export.reoptimize import is_optimized
+
+    for name in ("mnist-cdcgan", "fashion-cdcgan"):
+        card = ganlite.read_card(ROOT / "artifacts" / f"{name}.onnx")
+        assert is_optimized(card), name
+        ops = {n.op_type for n in onnx.load(str(ROOT / "artifacts" / f"{name}.onnx")).graph.node}
+        assert "ConvTranspose" not in ops, name

@@ -45,6 +45,13 @@ def test_train_export_generate(tmp_path, arch, conditional):
     assert "parity" in result.stderr
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["conditional"] is conditional and card["train_steps"] == 40
+    # Exported graphs are optimized (export/optimize.py), parity-checked against Keras.
+    assert card["parity"]["graph"].startswith("optimized")
+    assert card["parity"]["max_gray_levels"] <= 1
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert not {"ConvTranspose", "Tanh", "Round"} & ops, ops
     # The card's command is the run's config, as the CLI parses it.
     from train.cli import parse_gan
     from train.config import GanConfig
@@ -87,9 +94,13 @@ def test_fashion_conditional(tmp_path):
          "fashion_mnist", "--conditional", "--steps", "20", "--sample-every", "20",
          "--batch-size", "32", "--fcd-samples", "0")
     out = tmp_path / "fashion.onnx"
-    _run("export", "model", str(run), "--out", str(out))
+    _run("export", "model", str(run), "--out", str(out), "--no-optimize")
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["dataset"] == "fashion_mnist" and card["class_names"][7] == "sneaker"
+    assert "graph" not in card["parity"] and card["export_command"].endswith("--no-optimize")
+    import onnx
+
+    assert "ConvTranspose" in {n.op_type for n in onnx.load(str(out)).graph.node}
     _run("ganlite", "generate", "--n", "4", "--out", str(tmp_path / "shoes"), "--model",
          str(out), "--class", "sneaker,ankle boot")
     assert sorted(p.name for p in (tmp_path / "shoes").glob("*.png")) == [

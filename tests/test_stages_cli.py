@@ -141,12 +141,16 @@ def test_shipped_cards_train_commands_still_parse(card):
     assert config.conditional is card["conditional"] and config.dataset == card["dataset"]
 
 
-def test_export_command_round_trips():
-    config = ExportConfig(Path("runs/a b"), Path("out dir/m 1.onnx"), name="my model")
+@pytest.mark.parametrize("optimize", [True, False])
+def test_export_command_round_trips(optimize):
+    config = ExportConfig(Path("runs/a b"), Path("out dir/m 1.onnx"), name="my model",
+                          optimize=optimize)
     args = shlex.split(config.command())
     assert args[:4] == ["python", "-m", "export", "model"]
     with export_main.commands["model"].make_context("model", args[4:]) as ctx:
-        assert ExportConfig(**ctx.params) == config
+        params = dict(ctx.params)
+        params["optimize"] = not params.pop("no_optimize")
+        assert ExportConfig(**params) == config
 
 
 # -- command lines: exit statuses, one line, no traceback ---------------------------------
