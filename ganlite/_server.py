@@ -16,6 +16,7 @@ where one is at fault); uvicorn's access log shows it as one line, never a trace
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -81,6 +82,12 @@ class Served:
     model_bytes: bytes
     card_bytes: bytes
     batcher: Batcher | None
+
+    def etag(self, what: str) -> str:
+        """An entity tag of the model file or its card: their SHA-256, so a browser keeps
+        the 4 MB file and asks again only whether it changed (304)."""
+        body = self.model_bytes if what == "onnx" else self.card_bytes
+        return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 @dataclass(frozen=True)
@@ -233,9 +240,13 @@ class App:
         if served is None or suffix not in ("onnx", "json"):
             files = ", ".join(f"{n}.onnx, {n}.json" for n in self.served)
             return _error(404, f"no model file {describe(file)} here; served: {files}")
+        headers = {"ETag": served.etag(suffix), "Cache-Control": "no-cache"}
+        if headers["ETag"] in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
         if suffix == "json":
-            return Response(served.card_bytes, media_type="application/json")
-        return Response(served.model_bytes, media_type="application/octet-stream")
+            return Response(served.card_bytes, media_type="application/json", headers=headers)
+        return Response(served.model_bytes, media_type="application/octet-stream",
+                        headers=headers)
 
     async def no_page(self, request: Request) -> Response:
         return PlainTextResponse(

@@ -170,6 +170,19 @@ def test_model_files_are_the_files(server):
 
 
 @needs_extra
+@pytest.mark.parametrize("suffix", ["onnx", "json"])
+def test_model_files_can_be_revalidated(server, suffix):
+    status, headers, body = server.get(f"/models/mnist-cdcgan.{suffix}")
+    assert status == 200 and headers["cache-control"] == "no-cache"
+    etag = headers["etag"]
+    status, again, body = server.get(f"/models/mnist-cdcgan.{suffix}",
+                                     headers={"If-None-Match": etag})
+    assert (status, body, again["etag"]) == (304, b"", etag)
+    other = server.get(f"/models/fashion-cdcgan.{suffix}", headers={"If-None-Match": etag})
+    assert other[0] == 200 and other[1]["etag"] != etag
+
+
+@needs_extra
 @pytest.mark.parametrize("path", [
     "/models/mnist-classifier.onnx",          # built in, but not served
     "/models/nope.onnx",
