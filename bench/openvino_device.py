@@ -11,17 +11,19 @@ venv as above; Keras `predict` needs the training venv and artifacts/NAME.keras.
 Rows, images/s, best of interleaved rounds (A, B, C, A, B, C, ...: only ratios from one
 run are worth comparing on a shared machine):
   - ganlite cpu / openvino / openvino-bf16: Generator.generate(batch, batch_size=batch),
-    latents included, as a user calls it;
+    latents included, as a user calls it; also the model's int8 variant on cpu / openvino
+    where one is built in;
   - onnxruntime / OpenVINO bare: the same .onnx in an InferenceSession.run / an
-    InferRequest.infer on the same inputs (what ganlite's adapter costs on top), up to
-    batch BARE_UP_TO (memory);
+    InferRequest.infer on the same inputs (what ganlite's adapter costs on top);
+  (these two and the int8 rows up to batch EXTRA_ROWS_UP_TO: memory)
   - Keras predict on the model's .keras file (the issue's target: openvino-bf16 >= 2x Keras
     predict at batch 10,000 on a CPU with AMX).
 Parity: max and mean gray-level difference and the share of pixels differing between
 --device openvino (each precision) and --device cpu, on --parity images of each built-in
 generator. Writes OUT.json and OUT.md; prints the CPU and its AVX-512/VNNI/AMX flags.
 
-measure() is the function bench/speed.py can call for its own table.
+generators() gives bench/speed.py the same ganlite rows for its own table; measure() is
+this script's whole timing.
 """
 from __future__ import annotations
 
@@ -44,9 +46,9 @@ import ganlite  # noqa: E402
 from ganlite.latents import draw  # noqa: E402
 
 BATCHES = (1, 64, 1000, 10_000)
-# Bare sessions only up to this batch: at 10,000 each runtime holds GBs of buffers (onnxruntime's
-# arena ~0.3 MB per image), and five of them beside Keras ran a 23 GB machine out of memory.
-BARE_UP_TO = 1000
+# Bare sessions and int8 rows only up to this batch: at 10,000 each runtime holds ~2 GB of
+# buffers, and seven of them beside Keras ran this 23 GB machine out of memory.
+EXTRA_ROWS_UP_TO = 1000
 
 
 def openvino_devices() -> list[str]:
@@ -58,20 +60,38 @@ def openvino_devices() -> list[str]:
     return ["openvino"] + (["openvino-bf16"] if "BF16" in caps else [])
 
 
+def generators(model: str, int8: bool = True) -> dict[str, ganlite.Generator]:
+    """{"ganlite cpu": ..., "ganlite openvino": ..., "ganlite openvino-bf16": ...} (what
+    this CPU offers; only cpu without openvino), and the same for the model's int8
+    variant where one is built in ("ganlite int8 cpu", "ganlite int8 openvino"): the rows
+    bench/speed.py can add to its interleaved loop, each timed as gen.generate(batch,
+    seed=0, batch_size=batch)."""
+    try:
+        devices = ["cpu", *openvino_devices()]
+    except ImportError:
+        devices = ["cpu"]
+    gens = {f"ganlite {d}": ganlite.load(model, device=d) for d in devices}
+    if int8 and f"{model}-int8" in ganlite.list_models():
+        # bf16 is a float precision: an int8 graph keeps its int8 kernels either way.
+        gens |= {f"ganlite int8 {d}": ganlite.load(f"{model}-int8", device=d)
+                 for d in devices if d != "openvino-bf16"}
+    return gens
+
+
 def runners(model: str, batch: int, keras_model=None) -> dict[str, Callable[[], object]]:
     """The timed calls for one batch size, each producing `batch` images."""
     import onnxruntime as ort
     import openvino
 
     path = ganlite._registry.resolve(model)
-    generators = {d: ganlite.load(model, device=d) for d in ["cpu", *openvino_devices()]}
-    g = generators["cpu"]
+    gens = generators(model, int8=batch <= EXTRA_ROWS_UP_TO)
+    g = gens["ganlite cpu"]
     z, labels = draw(0, 0, batch, g.latent_dim, g.num_classes if g.conditional else 0)
     feeds = {"z": z, **({"label": labels} if g.conditional else {})}
     calls: dict[str, Callable[[], object]] = {
-        f"ganlite {d}": (lambda gen=gen: gen.generate(batch, seed=0, batch_size=batch))
-        for d, gen in generators.items()}
-    if batch <= BARE_UP_TO:
+        name: (lambda gen=gen: gen.generate(batch, seed=0, batch_size=batch))
+        for name, gen in gens.items()}
+    if batch <= EXTRA_ROWS_UP_TO:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         calls["onnxruntime bare"] = lambda: session.run(None, feeds)
         request = openvino.Core().compile_model(str(path), "CPU", {
@@ -129,23 +149,28 @@ def _markdown(report: dict) -> str:
              f"versions: {report['versions']}  ",
              f"graph: artifacts/{report['model']}.onnx as shipped ({report['graph']})", "",
              f"`{report['command']}`", "",
-             "Images/s, best of interleaved rounds per batch size (one run):", "",
-             "| batch | rounds | " + " | ".join(names) + " | openvino / cpu |",
-             "|---|---|" + "---|" * len(names) + "---|"]
+             "Images/s, best of interleaved rounds per batch size (one run):", ""]
+    ratios = [(f"{v}openvino / {v}cpu", f"ganlite {v}openvino", f"ganlite {v}cpu")
+              for v in ("", "int8 ") if f"ganlite {v}openvino" in names]
+    lines += ["| batch | rounds | " + " | ".join(names + [r[0] for r in ratios]) + " |",
+              "|---|---|" + "---|" * (len(names) + len(ratios))]
     for r in rows:
         rate = r["images_per_s"]
         lines.append(f"| {r['batch']:,} | {r['rounds']} | "
                      + " | ".join(f"{rate[k]:,.0f}" if k in rate else "-" for k in names)
-                     + f" | {rate['ganlite openvino'] / rate['ganlite cpu']:.2f}x |")
+                     + "".join(f" | {rate[a] / rate[b]:.2f}x" if a in rate else " | -"
+                               for _, a, b in ratios) + " |")
     if "Keras predict" in names:
-        lines += ["", "Against Keras predict (same run):", "",
+        lines += ["", "Against Keras predict (same run; TensorFlow's spinning threads suffer "
+                  "most from other processes on a shared machine: read with the load "
+                  "average above):", "",
                   "| batch | " + " | ".join(n for n in names if n.startswith("ganlite"))
                   + " |", "|---|" + "---|" * sum(n.startswith("ganlite") for n in names)]
         for r in rows:
             rate = r["images_per_s"]
             lines.append(f"| {r['batch']:,} | " + " | ".join(
-                f"{rate[k] / rate['Keras predict']:.2f}x" for k in names
-                if k.startswith("ganlite")) + " |")
+                f"{rate[k] / rate['Keras predict']:.2f}x" if k in rate else "-"
+                for k in names if k.startswith("ganlite")) + " |")
     lines += ["", "Parity against --device cpu (onnxruntime), seed 0, every class in turn:",
               "", "| model | device | images | max gray levels | mean | pixels differing |"
               " within 1 level |", "|---|---|---|---|---|---|---|"]
@@ -184,7 +209,7 @@ def main() -> int:
         keras_version = f", keras {keras.__version__}"
     path = ganlite._registry.resolve(args.model)
     ops = ("ConvTranspose" if b"ConvTranspose" in path.read_bytes()
-           else "no ConvTranspose (optimized)")
+           else "optimized: no ConvTranspose")
     report = {"model": args.model, "cpu": machine, "command": " ".join(sys.argv),
               "graph": ops,
               "versions": f"onnxruntime {onnxruntime.__version__}, openvino "
