@@ -113,7 +113,8 @@ def _openvino_session(path: Path, model_bytes: bytes, device: str, kind: str,
     try:
         session = _openvino.Session(core, model_bytes, config)
     except Exception as e:  # noqa: BLE001  (OpenVINO raises its own exception types)
-        raise ModelError(f"{path}: OpenVINO cannot load it ({_first_line(e)})") from None
+        raise ModelError(f"{path}: OpenVINO cannot load it ({_openvino.error_line(e)})") \
+            from None
     _openvino.check_compiled(device, config, session.devices, session.precision)
     return session
 
@@ -148,18 +149,20 @@ def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
     """session.run, with the runtime's errors as ModelError (and not also logged by
     onnxruntime on stderr: the error is reported once, as one line)."""
     if isinstance(session, _openvino.Session):
-        run, runtime = functools.partial(session.run, outputs, feeds), "OpenVINO"
+        run = functools.partial(session.run, outputs, feeds)
+        runtime, line = "OpenVINO", _openvino.error_line
     else:
         import onnxruntime as ort
 
         options = ort.RunOptions()
         options.log_severity_level = 4   # fatal only (3 is error)
-        run, runtime = functools.partial(session.run, outputs, feeds, options), "onnxruntime"
+        run = functools.partial(session.run, outputs, feeds, options)
+        runtime, line = "onnxruntime", _first_line
     try:
         return run()
     except Exception as e:  # noqa: BLE001  (each runtime raises its own exception types)
-        raise ModelError(f"{path}: {runtime} failed running the model "
-                         f"({_first_line(e)})") from None
+        raise ModelError(f"{path}: {runtime} failed running the model ({line(e)})") \
+            from None
 
 
 class Batch(NamedTuple):

@@ -87,6 +87,19 @@ def check_compiled(device: str, config: dict, devices: list[str], precision: str
                           f"in {asked}")
 
 
+def error_line(e: Exception) -> str:
+    """The line of an OpenVINO exception that says what went wrong. Its first lines are
+    source locations ("Exception from src/...:", "Check '...' failed at ...:"); a failed
+    conversion ends with a summary naming the operations."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if "Summary:" in lines[:-1]:
+        return lines[lines.index("Summary:") + 1].lstrip("- ")[:200]
+    for line in lines:
+        if not line.startswith(("Exception from ", "Check '")) and not line.endswith(":"):
+            return line[:200]
+    return (lines[0] if lines else type(e).__name__)[:200]
+
+
 class Session:
     """A model compiled by OpenVINO for the CPU, used like an onnxruntime session. Safe
     to run from several threads: each run takes an infer request of its own from a pool."""

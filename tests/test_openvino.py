@@ -139,7 +139,9 @@ def test_graph_openvino_cannot_read_is_a_model_error(tmp_path):
     data = TINY_UNCONDITIONAL.read_bytes().replace(b"Relu", b"Rxlu")
     path = tmp_path / "unknown-op.onnx"
     path.write_bytes(modelfile.seal(data, modelfile.stored_card(data)))
-    with pytest.raises(ganlite.ModelError, match="OpenVINO cannot load it") as caught:
+    # (OpenVINO's wording changes between releases; the line ganlite picks names the op.)
+    with pytest.raises(ganlite.ModelError, match=r"OpenVINO cannot load it \(.*Rxlu") \
+            as caught:
         ganlite.Generator(path, device="openvino")
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
 
@@ -157,7 +159,8 @@ def test_every_batch_is_checked_on_openvino():
 @needs_openvino
 def test_openvino_failing_while_running_is_a_model_error():
     generator = ganlite.Generator(TINY_UNCONDITIONAL, device="openvino")
-    with pytest.raises(ganlite.ModelError, match="OpenVINO failed running the model"):
+    with pytest.raises(ganlite.ModelError, match=r"OpenVINO failed running the model \(\w+"
+                                                 r".*incompatible with provided dimensions"):
         run_checked(generator.path, generator.session, ["image"],
                     {"z": np.zeros((2, 5), np.float32)})
 
