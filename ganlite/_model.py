@@ -1,6 +1,7 @@
 """Loading a verified ONNX model and generating images with it."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,7 +11,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from . import _card, _latents, _onnxfile, _providers, _registry
+from . import _card, _latents, _onnxfile, _openvino, _providers, _registry
 from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
 from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError, describe
@@ -63,12 +64,11 @@ def _check_graph(path: Path, card: dict, actual: dict) -> None:
 
 
 def open_session(path: Path, kind: str, device: str = "auto", threads: int | None = None):
-    """(onnxruntime session, card) of a verified ganlite model of the given kind."""
-    import onnxruntime as ort
-
+    """(session, card) of a verified ganlite model of the given kind: an onnxruntime
+    session, or for the OpenVINO devices an _openvino.Session that behaves like one."""
     path = Path(path)
     model_bytes = _card.read_file(path)
-    card = _card.read(path, model_bytes)   # the seal, then the schema: before onnxruntime
+    card = _card.read(path, model_bytes)   # the seal, then the schema: before any runtime
     if card["kind"] != kind:
         raise ModelError(f"{path} is a {card['kind']} model, expected a {kind}")
     try:
@@ -79,6 +79,18 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
     if external:
         raise ModelError(f"{path} refers to external data files; ganlite loads "
                          f"self-contained models only")
+
+    if _providers.check_device(device) in _providers.OPENVINO_DEVICES:
+        session = _openvino_session(path, model_bytes, device, kind, threads)
+    else:
+        session = _onnxruntime_session(path, model_bytes, device, threads)
+    _check_graph(path, card, {"inputs": _signature(session.get_inputs()),
+                              "outputs": _signature(session.get_outputs())})
+    return session, card
+
+
+def _onnxruntime_session(path: Path, model_bytes: bytes, device: str, threads: int | None):
+    import onnxruntime as ort
 
     providers = _providers.providers_for(device, ort.get_available_providers())
     options = ort.SessionOptions()
@@ -92,9 +104,19 @@ def open_session(path: Path, kind: str, device: str = "auto", threads: int | Non
     except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
         raise ModelError(f"{path}: onnxruntime cannot load it ({_first_line(e)})") from None
     _providers.check_session(device, providers, session.get_providers())
-    _check_graph(path, card, {"inputs": _signature(session.get_inputs()),
-                              "outputs": _signature(session.get_outputs())})
-    return session, card
+    return session
+
+
+def _openvino_session(path: Path, model_bytes: bytes, device: str, kind: str,
+                      threads: int | None) -> _openvino.Session:
+    core, config = _openvino.config_for(device, kind, threads)   # DeviceError
+    try:
+        session = _openvino.Session(core, model_bytes, config)
+    except Exception as e:  # noqa: BLE001  (OpenVINO raises its own exception types)
+        raise ModelError(f"{path}: OpenVINO cannot load it ({_openvino.error_line(e)})") \
+            from None
+    _openvino.check_compiled(device, config, session.devices, session.precision)
+    return session
 
 
 @dataclass(frozen=True)
@@ -124,17 +146,23 @@ IMAGE_BYTES = 28 * 28
 
 
 def run_checked(path: Path, session, outputs: list[str], feeds: dict) -> list:
-    """session.run, with onnxruntime's errors as ModelError (and not also logged by
+    """session.run, with the runtime's errors as ModelError (and not also logged by
     onnxruntime on stderr: the error is reported once, as one line)."""
-    import onnxruntime as ort
+    if isinstance(session, _openvino.Session):
+        run = functools.partial(session.run, outputs, feeds)
+        runtime, line = "OpenVINO", _openvino.error_line
+    else:
+        import onnxruntime as ort
 
-    options = ort.RunOptions()
-    options.log_severity_level = 4   # fatal only (3 is error)
+        options = ort.RunOptions()
+        options.log_severity_level = 4   # fatal only (3 is error)
+        run = functools.partial(session.run, outputs, feeds, options)
+        runtime, line = "onnxruntime", _first_line
     try:
-        return session.run(outputs, feeds, options)
-    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
-        raise ModelError(f"{path}: onnxruntime failed running the model "
-                         f"({_first_line(e)})") from None
+        return run()
+    except Exception as e:  # noqa: BLE001  (each runtime raises its own exception types)
+        raise ModelError(f"{path}: {runtime} failed running the model ({line(e)})") \
+            from None
 
 
 class Batch(NamedTuple):
@@ -202,7 +230,8 @@ class Generator:
 
     @property
     def providers(self) -> list[str]:
-        """onnxruntime execution providers of the session, the one in use first."""
+        """onnxruntime execution providers of the session, the one in use first; on the
+        OpenVINO devices ["openvino (CPU)"] or ["openvino (CPU, bf16)"]."""
         return list(self.session.get_providers())
 
     def __repr__(self) -> str:
@@ -388,8 +417,11 @@ def load(model: str | os.PathLike | None = None, device: str = "auto",
     Args:
         model: a built-in name (see list_models()), a path to an .onnx file exported by
             `python -m export`, or None for the default model (DEFAULT_MODEL).
-        device: "auto" (CUDA when onnxruntime offers it, else the CPU), "cpu" or "cuda".
-        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+        device: "auto" (CUDA when onnxruntime offers it, else the CPU), "cpu", "cuda",
+            "openvino" (OpenVINO's runtime on the CPU, float32; needs the extra
+            ganlite[openvino]) or "openvino-bf16" (the same with bfloat16 arithmetic, on a
+            CPU with AMX or AVX512_BF16; classifiers still run in float32).
+        threads: inference threads (default: the runtime's choice).
 
     Returns:
         A Generator, safe to share between threads.
@@ -398,7 +430,8 @@ def load(model: str | os.PathLike | None = None, device: str = "auto",
         UnknownModelError: no built-in model has that name and no file that path.
         ModelError: the file is not a sealed, valid ganlite generator (IntegrityError if it
             was modified after export).
-        DeviceError: an unknown device, or one onnxruntime cannot provide.
+        DeviceError: an unknown device, or one this machine cannot provide (onnxruntime
+            without the CUDA provider, OpenVINO not installed, a CPU without bf16).
     """
     return Generator(model, device=device, threads=threads)
 

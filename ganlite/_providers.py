@@ -1,11 +1,14 @@
-"""Device choice: map auto|cpu|cuda to onnxruntime execution providers, never silently."""
+"""Device choice: map auto|cpu|cuda to onnxruntime execution providers, never silently
+(openvino and openvino-bf16 run on OpenVINO's runtime instead: ganlite/_openvino.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ._errors import DeviceError, describe
 
-DEVICES = ("auto", "cpu", "cuda")
+ONNXRUNTIME_DEVICES = ("auto", "cpu", "cuda")
+OPENVINO_DEVICES = ("openvino", "openvino-bf16")
+DEVICES = ONNXRUNTIME_DEVICES + OPENVINO_DEVICES
 _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 # How to end with the CUDA build of onnxruntime alone (README: "On a GPU").
 GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu, then pip install onnxruntime-gpu"
@@ -24,16 +27,29 @@ def installed_onnxruntimes() -> list[str]:
     return sorted(names)
 
 
-def providers_for(device: str, available: list[str]) -> list[str]:
-    """Providers to ask onnxruntime for, given the device and the providers it offers.
+def check_device(device: object) -> str:
+    """The device, if it is one of DEVICES.
 
     Raises:
-        DeviceError: an unknown device; 'cuda' without the CUDA provider; 'cuda' or
-            'auto' with two onnxruntime builds installed over each other.
+        DeviceError: an unknown device (the message lists the choices).
     """
     if not isinstance(device, str) or device not in DEVICES:
         raise DeviceError(f"unknown device {describe(device)}; choose one of "
                           f"{', '.join(DEVICES)}")
+    return device
+
+
+def providers_for(device: str, available: list[str]) -> list[str]:
+    """Providers to ask onnxruntime for, given the device and the providers it offers.
+
+    Raises:
+        DeviceError: an unknown device or an OpenVINO one (not an onnxruntime provider);
+            'cuda' without the CUDA provider; 'cuda' or 'auto' with two onnxruntime builds
+            installed over each other.
+    """
+    if check_device(device) in OPENVINO_DEVICES:
+        raise DeviceError(f"device {device!r} runs on OpenVINO's runtime, not on an "
+                          f"onnxruntime provider")
     if device == "cpu":
         return [_CPU]
     builds = installed_onnxruntimes()

@@ -117,7 +117,10 @@ model_option = click.option("--model", "-m", default=None, metavar="NAME|PATH",
                             help="Built-in model name or .onnx path (default: "
                                  f"{_registry.DEFAULT_MODEL}).")
 device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",
-                             show_default=True, help="auto picks CUDA when available.")
+                             show_default=True,
+                             help="auto picks CUDA when available; openvino and "
+                                  "openvino-bf16 (CPUs with AMX or AVX512_BF16) need "
+                                  "ganlite[openvino].")
 quiet_option = click.option("--quiet", "-q", is_flag=True,
                             help="No progress bar and no summary line on stderr.")
 seed_option = click.option("--seed", type=click.IntRange(0, _latents.MAX_SEED), default=0,

@@ -28,7 +28,7 @@ fi
 echo "== runtime-only environment (.venv-runtime, no TensorFlow)"
 rm -rf .venv-runtime
 "$PYTHON" -m venv .venv-runtime
-.venv-runtime/bin/pip install -q ".[dev,serve]"
+.venv-runtime/bin/pip install -q ".[dev,openvino,serve]"
 echo "== lint (ruff) and types (mypy, on ganlite/)"
 .venv-runtime/bin/ruff check .
 .venv-runtime/bin/mypy
