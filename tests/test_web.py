@@ -135,7 +135,8 @@ def server():
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "ganlite", "serve", "--host", LOOPBACK, "--port", str(port),
-             "--web", str(WEB)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             "--web", str(WEB), "--no-access-log"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)   # no access log: nobody drains the pipe
         try:
             wait_for(f"http://{LOOPBACK}:{port}/healthz", process)
             print(f"\nserver: ganlite serve on port {port}")
