@@ -23,9 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import _files
+from . import _files, _png
 from ._errors import OutputError, UsageError, describe
-from ._images import png_bytes
 from ._model import IMAGE_BYTES, Generator, Labels, ResolvedLabels
 
 MANIFEST = ".ganlite-run.json"
@@ -33,9 +32,9 @@ FORMATS = ("png", "npy")
 # What ganlite writes into a run folder; only these are ever removed (overwrite, debris).
 _IMAGE_FILE = re.compile(r"^\d{4,}(?:_\d+)?\.png$")
 _NPY_FILES = ("images.npy", "labels.npy")
-# A 28x28 grayscale PNG at compress_level 1 is 100-900 bytes (812 raw bytes, stored
-# uncompressed at worst, plus ~70 bytes of chunks); each file also takes at least one
-# allocation unit of the file system.
+# A 28x28 grayscale PNG of ganlite._png is 100-880 bytes (812 raw bytes, stored
+# uncompressed at worst, plus 68 bytes of signature, chunks and zlib framing); each file
+# also takes at least one allocation unit of the file system.
 _PNG_MAX_BYTES = 1024
 
 
@@ -263,9 +262,10 @@ class _Run:
             self.progress(n)
             return 0, n
         resumed_at = None
-        # PNG encoding overlaps inference in the pool; one thread measured as fast as more
-        # on 2 cores (PIL holds the GIL for 28x28 encodes, onnxruntime uses the cores).
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Encoding and writing a batch (in a pool thread) overlaps the next batch's
+        # inference (in this one); zlib and the file system calls release the GIL.
+        with _files.FolderFiles(self.out) as files, \
+                ThreadPoolExecutor(max_workers=workers) as pool:
             pending: deque[tuple[int, Future]] = deque()
             for lo in range(0, n, self.batch_size):
                 count = min(self.batch_size, n - lo)
@@ -278,9 +278,10 @@ class _Run:
                     continue
                 resumed_at = lo if resumed_at is None else resumed_at
                 images = g._run(z, y)
-                items = [(names[k], images[k]) for k in todo]
-                pending.append((count, pool.submit(self._write_pngs, items)))
-                while len(pending) > 2:  # bounded memory: a few batches in flight
+                if len(todo) < count:
+                    names, images = [names[k] for k in todo], images[todo]
+                pending.append((count, pool.submit(_write_pngs, files, names, images)))
+                while len(pending) > workers + 1:  # bounded memory: a few batches in flight
                     self._finish(*pending.popleft())
             while pending:
                 self._finish(*pending.popleft())
@@ -289,11 +290,6 @@ class _Run:
     def _finish(self, count: int, future: Future) -> None:
         self.written += future.result()
         self.progress(count)
-
-    def _write_pngs(self, items: list[tuple[str, np.ndarray]]) -> int:
-        for name, image in items:
-            _files.atomic_write_bytes(self.out / name, png_bytes(image, compress_level=1))
-        return len(items)
 
     # -- npy ----------------------------------------------------------------------------
     def _npy_targets(self) -> list[_NpyFile]:
@@ -393,6 +389,13 @@ class _NpyFile:
             os.replace(self.partial, self.path)
         except OSError as e:
             raise _files.os_error(self.path, e) from None
+
+
+def _write_pngs(files: _files.FolderFiles, names: list[str], images: np.ndarray) -> int:
+    """Encode uint8 [b, 28, 28] images and write them under `names`; returns b."""
+    for name, data in zip(names, _png.encode_gray(images), strict=True):
+        files.write(name, data)
+    return len(names)
 
 
 def _size_of(path: Path) -> int:
