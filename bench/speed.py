@@ -225,7 +225,7 @@ def _versions() -> dict:
 
 def _targets(report: dict) -> list[dict]:
     rows = {r["batch"]: r for r in report["throughput"]}
-    big, one = rows[10_000], rows[1]
+    big = rows[10_000]
     targets = [
         ("float32 ganlite / Keras predict, batch 1,000",
          rows[1000]["ganlite float32"] / rows[1000]["Keras predict"], ">=", 1.0),
@@ -233,9 +233,14 @@ def _targets(report: dict) -> list[dict]:
          big["ganlite float32"] / big["Keras predict"], ">=", 1.0),
         ("float32 ganlite at batch 10,000 / GEMM ceiling",
          big["ganlite float32"] / big["ceiling"], ">=", 0.70),
-        ("float32 ganlite / Keras predict, batch 1",
-         one["ganlite float32"] / one["Keras predict"], ">=", 100),
     ]
+    lat = report.get("latency", {})
+    if "ganlite float32" in lat and "Keras predict" in lat:
+        # Batch 1 is about latency: per-image p50, each call timed alone (the batch-1 row of
+        # the table interleaves the GEMM too, whose 48 MB evict the model's weights).
+        targets.append(("batch 1 latency p50: Keras predict / float32 ganlite",
+                        lat["Keras predict"]["p50_ms"] / lat["ganlite float32"]["p50_ms"],
+                        ">=", 100))
     if "ganlite int8" in big:
         targets.insert(2, ("int8 ganlite / Keras predict, batch 10,000",
                            big["ganlite int8"] / big["Keras predict"], ">=", 2.0))
@@ -319,8 +324,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter timings")
     parser.add_argument("--readme", action="store_true", help="write the table into README")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.json")
+    parser.add_argument("--render", type=Path, metavar="SPEED_JSON",
+                        help="only re-render speed.md (and README with --readme) from a report")
     args = parser.parse_args()
 
+    if args.render:
+        report = json.loads(args.render.read_text())
+        report["targets"] = _targets(report)
+        text = markdown(report)
+        args.render.write_text(json.dumps(report, indent=1))
+        args.render.with_suffix(".md").write_text(text)
+        print(text)
+        if args.readme:
+            update_readme(text)
+        return 0
     print(f"CPU: {cpu()}", file=sys.stderr)
     seconds = 4 if args.quick else args.seconds
     report: dict = {"machine": _versions(), "model": args.model}
