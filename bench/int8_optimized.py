@@ -9,7 +9,7 @@ graph with onnxruntime.quantization.quantize_static (per-channel QInt8 weights, 
 activations, MinMax calibration on the model's own latents and labels: 32 batches of 64
 from ganlite's latent stream, seed 777), QDQ and QOperator, each with and without
 reduce_range (7-bit weights: the u8 x s8 AVX2 kernels without VNNI saturate otherwise);
-plus QDQ of the original graph (what export/variants.py ships) for comparison.
+plus QDQ of the original graph (what export/variants.py, since removed, made) for comparison.
 Prints the CPU and its flags, the op types of each int8 graph and the kernels onnxruntime
 runs (profiler, batch 1,000), images/s at batch 10,000 timed interleaved (best of the
 repeats; the machine is shared, read ratios), and per graph on 10,000 images of seed 0:

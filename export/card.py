@@ -1,6 +1,6 @@
 """What every exported model shares: the card stamped into the ONNX metadata, sealed and
 verified as the runtime will verify it, and the versions it records. Used by the export
-of a run (export/model.py) and by the lighter variants (export/variants.py)."""
+of a run (export/model.py) and by the int8 variants (export/int8.py)."""
 from __future__ import annotations
 
 import json
