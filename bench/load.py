@@ -39,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import cpu, load_average  # noqa: E402
 
 import ganlite  # noqa: E402
 
@@ -83,22 +86,6 @@ PATCHES = {
                 "s.Batcher = functools.partial(b.Batcher, workers=1)",
 }
 MAIN = "import sys; from ganlite.cli import main; sys.argv[0] = 'ganlite'; main()"
-
-
-def cpu() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    wanted = sorted(f for f in flags if any(k in f for k in ("avx512", "vnni", "amx")))
-    isa = "avx2" if "avx2" in flags else "no avx2"
-    return (f"{model}, {os.cpu_count()} cores, {isa}, avx512/vnni/amx flags: "
-            f"{' '.join(wanted) or 'none'}")
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def versions(python: str) -> dict:
@@ -313,7 +300,7 @@ def main() -> None:
     sizes = [int(n) for n in args.n.split(",")]
 
     report: dict = {"command": "PYTHONPATH=. python bench/load.py " + " ".join(sys.argv[1:]),
-                    "cpu": cpu(), "load_average_start": load_average(),
+                    "cpu": cpu(with_load=False), "load_average_start": load_average(),
                     "platform": platform.platform(), "versions": versions(args.python),
                     "model": args.model, "seconds_per_run": seconds, "api_start": {},
                     "api_end": {}, "api": {}, "runs": []}

@@ -38,18 +38,8 @@ import onnxruntime as ort  # noqa: E402
 
 from export.optimize import STEPS, optimize  # noqa: E402
 
-
-def cpu() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    wanted = sorted(f for f in flags if any(k in f for k in ("avx512", "vnni", "amx")))
-    isa = "avx2" if "avx2" in flags else "no avx2"
-    return (f"{model}, {os.cpu_count()} cores, {isa}, avx512/vnni/amx flags: "
-            f"{' '.join(wanted) or 'none'}; load average "
-            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+sys.path.insert(0, str(ROOT / "bench"))
+from machine import cpu  # noqa: E402,F401  (bench scripts import cpu from here too)
 
 
 def converted(name: str) -> onnx.ModelProto:

@@ -309,6 +309,18 @@ def update_readme(text: str) -> None:
     readme.write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
 
 
+def publish(report: dict, out: Path, readme: bool) -> None:
+    """Targets judged, then SPEED.json, SPEED.md, stdout (and README) written."""
+    report["targets"] = _targets(report)
+    text = markdown(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    if readme:
+        update_readme(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,14 +341,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.render:
-        report = json.loads(args.render.read_text())
-        report["targets"] = _targets(report)
-        text = markdown(report)
-        args.render.write_text(json.dumps(report, indent=1))
-        args.render.with_suffix(".md").write_text(text)
-        print(text)
-        if args.readme:
-            update_readme(text)
+        publish(json.loads(args.render.read_text()), args.render, args.readme)
         return 0
     print(f"CPU: {cpu()}", file=sys.stderr)
     seconds = 4 if args.quick else args.seconds
@@ -351,14 +356,7 @@ def main() -> int:
         report["cold_start"] = cold_start(args.ganlite, keras_path, args.model, 5)
         report["footprint"] = footprint(ROOT / "requirements-train.txt")
     report["machine"]["cpu_after"] = cpu()
-    report["targets"] = _targets(report)
-    text = markdown(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
-    if args.readme:
-        update_readme(text)
+    publish(report, args.out, args.readme)
     return 0
 
 
