@@ -6,8 +6,9 @@
 Runs, on the machine it runs on (printing its CPU model, AVX-512/VNNI/AMX flags and the
 load average, which on a shared machine moves every figure):
   1. the CLI itself, `python -m ganlite generate --n N --out DIR [--format npy]`, as fresh
-     processes, png and npy interleaved (png, npy, then npy, png, ...): wall time, images/s,
-     user and system CPU seconds and peak RSS of each process (GNU time), files written;
+     processes, png and npy interleaved (--order, default npy, png, npy): wall time,
+     images/s, user and system CPU seconds and peak RSS of each process (GNU time), files
+     written, the load average sampled while it ran;
   2. where the time goes: write_images in this process on --split-n images, with timers
      around inference, PNG encoding and file writing (thread CPU time of each), and the
      time the inference loop waited for the writer thread (0: PNG writing is hidden);
@@ -97,11 +98,18 @@ def cli_run(fmt: str, n: int, out: Path, model: str, batch_size: int) -> dict:
            "--n", str(n), "--out", str(out), "--format", fmt, "--model", model,
            "--batch-size", str(batch_size), "-q"]
     before = load()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    loads = []
+    while True:  # the load average every 5 s: what else ran while this one did
+        try:
+            _, err = proc.communicate(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            loads.append(load())
     if proc.returncode:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr[-800:]}")
-    wall, user, system, rss_kb = proc.stderr.strip().splitlines()[-1].split()
+        raise RuntimeError(f"{cmd} failed: {err[-800:]}")
+    wall, user, system, rss_kb = err.strip().splitlines()[-1].split()
     with os.scandir(out) as entries:
         names = [e.name for e in entries]
     files = sum(1 for name in names if name.endswith((".png", ".npy")))
@@ -109,26 +117,34 @@ def cli_run(fmt: str, n: int, out: Path, model: str, batch_size: int) -> dict:
     row = {"format": fmt, "n": n, "wall_s": float(wall), "user_s": float(user),
            "sys_s": float(system), "peak_rss_mb": round(int(rss_kb) / 1024, 1),
            "images_per_s": round(n / float(wall)), "files": files, "debris": debris,
-           "load_before": before, "load_after": load()}
+           "load_before": before, "load_after": load(),
+           "load_mean": round(statistics.mean(loads), 2) if loads else before}
     row["cpu_us_per_image"] = round((row["user_s"] + row["sys_s"]) / n * 1e6, 1)
     return row
 
 
-def interleaved(n: int, rounds: int, tmp: Path, model: str, batch_size: int) -> dict:
+def interleaved(n: int, order: list[str], tmp: Path, model: str, batch_size: int) -> dict:
+    """The CLI runs in `order` (e.g. png, npy, npy, png or npy, png, npy). Each png run is
+    compared with the npy runs next to it (their mean when on both sides), so that a load
+    that drifts during the bench cancels out as far as it is linear."""
     rows = []
-    for r in range(rounds):
-        for fmt in (("png", "npy") if r % 2 == 0 else ("npy", "png")):
-            out = tmp / f"{fmt}-{r}"
-            row = cli_run(fmt, n, out, model, batch_size)
-            row["round"] = r
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-    total = {fmt: sum(r["wall_s"] for r in rows if r["format"] == fmt) for fmt in ("png", "npy")}
-    per_round = [round(npy["wall_s"] / png["wall_s"], 3)
-                 for png, npy in zip([r for r in rows if r["format"] == "png"],
-                                     [r for r in rows if r["format"] == "npy"], strict=True)]
-    return {"runs": rows, "ratio_by_round": per_round,
-            "ratio": round(total["npy"] / total["png"], 3),
+    for i, fmt in enumerate(order):
+        row = cli_run(fmt, n, tmp / f"{fmt}-{i}", model, batch_size)
+        row["run"] = i
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    ratios = []
+    for i, row in enumerate(rows):
+        if row["format"] != "png":
+            continue
+        near = [rows[j]["wall_s"] for j in (i - 1, i + 1)
+                if 0 <= j < len(rows) and rows[j]["format"] == "npy"]
+        if near:
+            ratios.append(round(statistics.mean(near) / row["wall_s"], 3))
+    mean_wall = {fmt: statistics.mean(r["wall_s"] for r in rows if r["format"] == fmt)
+                 for fmt in ("png", "npy")}
+    return {"runs": rows, "ratio_by_png_run": ratios,
+            "ratio": round(mean_wall["npy"] / mean_wall["png"], 3),
             "peak_rss_mb": {fmt: max(r["peak_rss_mb"] for r in rows if r["format"] == fmt)
                             for fmt in ("png", "npy")}}
 
@@ -332,18 +348,20 @@ def markdown(report: dict) -> str:
     if cli:
         lines += ["## The CLI, png and npy interleaved",
                   "",
-                  "| round | format | wall s | images/s | user s | sys s | CPU us/image | "
-                  "peak RSS MB | files | debris | load before/after |",
+                  "| run | format | wall s | images/s | user s | sys s | CPU us/image | "
+                  "peak RSS MB | files | debris | load before / mean / after |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in cli["runs"]:
-            lines.append(f"| {r['round']} | {r['format']} | {r['wall_s']:,.1f} | "
+            lines.append(f"| {r['run']} | {r['format']} | {r['wall_s']:,.1f} | "
                          f"{r['images_per_s']:,} | {r['user_s']:,.1f} | {r['sys_s']:,.1f} | "
                          f"{r['cpu_us_per_image']} | {r['peak_rss_mb']} | {r['files']:,} | "
-                         f"{r['debris']} | {r['load_before']} / {r['load_after']} |")
+                         f"{r['debris']} | {r['load_before']} / {r['load_mean']} / "
+                         f"{r['load_after']} |")
         met = cli["ratio"] >= 0.8 and cli["peak_rss_mb"]["png"] < 300
         lines += ["",
-                  f"**PNG rate / npy rate: {cli['ratio']:.2f}** (by round: "
-                  f"{', '.join(f'{x:.2f}' for x in cli['ratio_by_round'])}); peak RSS png "
+                  f"**PNG rate / npy rate: {cli['ratio']:.2f}** (mean wall times; each png run "
+                  f"against the npy runs beside it: "
+                  f"{', '.join(f'{x:.2f}' for x in cli['ratio_by_png_run'])}); peak RSS png "
                   f"{cli['peak_rss_mb']['png']} MB, npy {cli['peak_rss_mb']['npy']} MB. "
                   f"Target >= 0.8x and < 300 MB: {'met' if met else '**not met**'}.",
                   ""]
@@ -401,8 +419,8 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="images per CLI run")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="png/npy pairs (order alternates each round)")
+    parser.add_argument("--order", default="npy,png,npy",
+                        help="the CLI runs, in order (png brackets npy or the reverse)")
     parser.add_argument("--split-n", type=int, default=20_000,
                         help="images of the in-process timing runs (0: skip)")
     parser.add_argument("--model", default=ganlite.DEFAULT_MODEL)
@@ -410,14 +428,18 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()),
                         help="where the output folders go (a temporary folder in it)")
     parser.add_argument("--quick", action="store_true",
-                        help="--n 20000 --rounds 3 --split-n 10000, small micro-benchmarks")
+                        help="--n 20000 --order png,npy,npy,png,png,npy --split-n 10000, "
+                             "small micro-benchmarks")
     parser.add_argument("--skip-cli", action="store_true", help="only parts 2-5")
     parser.add_argument("--py-spy", action="store_true", help="profile one png run")
     parser.add_argument("--out", type=Path, default=RESULTS / "png_rate",
                         help="results, without suffix (.json and .md are written)")
     args = parser.parse_args()
     if args.quick:
-        args.n, args.rounds, args.split_n = 20_000, 3, 10_000
+        args.n, args.order, args.split_n = 20_000, "png,npy,npy,png,png,npy", 10_000
+    order = args.order.split(",")
+    if not set(order) <= {"png", "npy"} or not {"png", "npy"} <= set(order):
+        parser.error("--order takes png and npy, each at least once")
     report: dict = {"command": "PYTHONPATH=. python bench/png_rate.py " + " ".join(sys.argv[1:]),
                     "n": args.n, "machine": machine(), "load_start": load()}
     print(json.dumps(report["machine"]), "load", report["load_start"], file=sys.stderr)
@@ -426,7 +448,7 @@ def main() -> int:
         report["file_system"] = file_system(tmp)
         # The CLI runs first, on a file system this bench has not yet deleted from.
         if not args.skip_cli:
-            report["cli"] = interleaved(args.n, args.rounds, tmp, args.model, args.batch_size)
+            report["cli"] = interleaved(args.n, order, tmp, args.model, args.batch_size)
         generator = ganlite.load(args.model)
         if args.split_n:
             report["split"] = [split(generator, args.split_n, tmp / f"split{i}", fmt,

@@ -3,8 +3,13 @@
 same for any batching or resume, complete files only, no debris after kill -9."""
 from __future__ import annotations
 
+import base64
+import html
 import io
+import json
 import os
+import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -109,6 +114,53 @@ def test_any_grayscale_image_round_trips(height, width, seed, kind):
     (data,) = _png.encode_gray(image[None])
     assert np.array_equal(parse_png(data), image)
     assert np.array_equal(pillow(data), image)
+
+
+# Each <img> drawn on a canvas once the page has loaded; gray v must come back as opaque
+# (v, v, v): -1 marks a pixel that did not.
+_PAGE = """<html><body>%s<pre id="out">pending</pre><script>
+window.onload = () => {
+  const all = [];
+  for (const img of document.images) {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const d = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const gray = [];
+    for (let i = 0; i < d.length; i += 4)
+      gray.push(d[i] === d[i + 1] && d[i] === d[i + 2] && d[i + 3] === 255 ? d[i] : -1);
+    all.push(gray);
+  }
+  document.getElementById("out").textContent = JSON.stringify(all);
+};
+</script></body></html>"""
+
+
+def _chromium() -> str | None:
+    return next((path for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (path := shutil.which(name))), None)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine")
+def test_a_browser_decodes_the_same_pixels(tmp_path, default_generator):
+    """A real headless Chromium draws each PNG on a canvas: the pixels it reads back are
+    the image's, for the model's output, black, white and noise."""
+    images = np.concatenate([default_generator.generate(40, seed=2), EDGE["black"][:1],
+                             EDGE["white"][:1], EDGE["noise"][:5]])
+    tags = "".join(f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+                   for data in _png.encode_gray(images))
+    page = tmp_path / "page.html"
+    page.write_text(_PAGE % tags)
+    browser = _chromium()
+    assert browser is not None
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
+    assert found, done.stderr[-2000:]
+    decoded = np.array(json.loads(html.unescape(found[1])))
+    assert np.array_equal(decoded.reshape(images.shape), images)
 
 
 def test_bytes_are_deterministic_and_independent_of_the_batch(default_generator):
