@@ -183,7 +183,7 @@ def _classifier(config: ExportConfig, info: dict, model):
     card = {
         "name": config.model_name, "kind": "classifier",
         "summary": f"{run.dataset} classifier for evaluating generators",
-        "dataset": run.dataset, "architecture": "cnn",
+        "dataset": run.dataset, "architecture": run.arch,
         "test_accuracy": info.get("test_accuracy"), "num_classes": classes,
         "feature_dim": feature_dim, "input_format": PIXEL_FORMAT,
         "reference": f"{out.with_suffix('.npz').name}: feature mean, covariance, features "

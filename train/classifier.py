@@ -40,7 +40,7 @@ def train_classifier(config: ClassifierConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
-    model = classifier(num_classes=config.num_classes)
+    model = classifier(num_classes=config.num_classes, arch=config.arch)
     # Only the probabilities are trained; the features output rides along.
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=["sparse_categorical_crossentropy", None],

@@ -16,7 +16,15 @@ import click
 from ganlite.datasets import DATASETS
 
 from .clitools import CONTEXT, option_source_given
-from .config import ARCHITECTURES, OPTIMIZERS, ClassifierConfig, GanConfig
+from .config import (
+    ARCHITECTURES,
+    CLASSIFIER_ARCHITECTURES,
+    LOSSES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    ClassifierConfig,
+    GanConfig,
+)
 from .errors import ConfigError, TrainError
 
 _PATH = click.Path(path_type=Path)
@@ -71,6 +79,20 @@ def _gan_options(func):
         _opt(GanConfig, "beta_1", "Adam's beta_1.", type=float),
         _opt(GanConfig, "ema_decay", "Decay of the generator's weight average (0: off).",
              type=float),
+        _opt(GanConfig, "loss", "GAN loss: ns (non-saturating) or hinge.",
+             type=click.Choice(LOSSES)),
+        _opt(GanConfig, "spectral_norm", "Spectral normalization of the discriminator's "
+                                         "layers.", is_flag=True),
+        _opt(GanConfig, "r1_gamma", "Weight of the R1 gradient penalty on real images "
+                                    "(0: off).", type=float),
+        _opt(GanConfig, "diffaugment", "Differentiable augmentation of D's inputs: a "
+                                       "comma-separated list of color, translation, cutout "
+                                       "(empty: off).", type=str),
+        _opt(GanConfig, "g_width", "Channel multiplier of the dcgan generator.", type=float),
+        _opt(GanConfig, "d_width", "Channel multiplier of the discriminator.", type=float),
+        _opt(GanConfig, "lr_schedule", "Learning rates: constant, or decayed to 0 at the "
+                                       "last step (linear, cosine).",
+             type=click.Choice(LR_SCHEDULES)),
         _opt(GanConfig, "sample_every", "Sample grid, checkpoint and metrics every N "
                                         "steps.", type=int),
         _opt(GanConfig, "fcd_samples", "Samples for the FCD curve at each snapshot "
@@ -168,6 +190,9 @@ def _evaluator(dataset: str):
 @_opt(ClassifierConfig, "dataset", "Dataset.", type=click.Choice(tuple(DATASETS)))
 @click.option("--data", type=_FOLDER, default=None,
               help="Folder of the four IDX .gz files (default: keras.datasets download).")
+@_opt(ClassifierConfig, "arch", "Architecture: cnn (the bundled judge) or gap (the "
+                                "second judge of bench/judge.py).",
+      type=click.Choice(CLASSIFIER_ARCHITECTURES))
 @_opt(ClassifierConfig, "epochs", "Training epochs.", type=int)
 @_opt(ClassifierConfig, "batch_size", "Images per step.", type=int)
 @_opt(ClassifierConfig, "seed", "Seed of everything random.", type=int)

@@ -22,6 +22,11 @@ from .errors import ConfigError
 
 ARCHITECTURES = ("mlp", "dcgan")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LOSSES = ("ns", "hinge")                        # non-saturating | hinge
+LR_SCHEDULES = ("constant", "linear", "cosine")  # decay to 0 at the last step
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+MAX_WIDTH = 8.0
+CLASSIFIER_ARCHITECTURES = ("cnn", "gap")
 MAX_SEED = 2**32 - 1            # keras.utils.set_random_seed seeds numpy: 32 bits
 MAX_FCD_SAMPLES = 1_000_000     # what ganlite's evaluator judges at once
 
@@ -140,6 +145,13 @@ class GanConfig:
     d_lr: float = 2e-4
     beta_1: float = 0.5
     ema_decay: float = 0.999
+    loss: str = "ns"                   # ns (non-saturating) | hinge
+    spectral_norm: bool = False        # spectral normalization of D's layers
+    r1_gamma: float = 0.0              # R1 penalty weight on real images (0 = off)
+    diffaugment: str = ""              # e.g. "translation,cutout" (empty = off)
+    g_width: float = 1.0               # channel multiplier of G (dcgan)
+    d_width: float = 1.0               # channel multiplier of D
+    lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
     seed: int = 0
@@ -161,6 +173,18 @@ class GanConfig:
             c.float(name, 0.0, math.inf, low_open=True, high_open=True)
         c.float("beta_1", 0.0, 1.0, low_open=False, high_open=True)
         c.float("ema_decay", 0.0, 1.0, low_open=False, high_open=True)
+        c.choice("loss", LOSSES)
+        c.bool("spectral_norm")
+        c.float("r1_gamma", 0.0, 1e6, low_open=False, high_open=False)
+        if not isinstance(self.diffaugment, str) or self._augment_policy() is None:
+            _fail("diffaugment", "a comma-separated list of " + ", ".join(AUGMENT_POLICIES)
+                  + " (each at most once) or empty", self.diffaugment)
+        for name in ("g_width", "d_width"):
+            c.float(name, 0.0, MAX_WIDTH, low_open=True, high_open=False)
+        c.choice("lr_schedule", LR_SCHEDULES)
+        if self.arch == "mlp" and self.g_width != 1.0:
+            raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
+                              f"the tutorial's and has no width option; use --arch dcgan")
         c.int("sample_every", 1)
         c.int("fcd_samples", 2, MAX_FCD_SAMPLES, allowed=(0,))
         c.int("seed", 0, MAX_SEED)
@@ -171,6 +195,17 @@ class GanConfig:
         if self.limit and self.limit < self.batch_size:
             raise ConfigError(f"limit (--limit) {self.limit} is fewer images than one batch "
                               f"(--batch-size {self.batch_size})")
+
+    def _augment_policy(self) -> tuple[str, ...] | None:
+        parts = tuple(p.strip() for p in self.diffaugment.split(",") if p.strip())
+        if any(p not in AUGMENT_POLICIES for p in parts) or len(set(parts)) != len(parts):
+            return None
+        return parts
+
+    @property
+    def augment_policy(self) -> tuple[str, ...]:
+        """The DiffAugment parts, in order (empty: off)."""
+        return self._augment_policy() or ()
 
     @property
     def num_classes(self) -> int:
@@ -202,6 +237,7 @@ class ClassifierConfig:
     out: Path
     dataset: str = "mnist"
     data: Path | None = None
+    arch: str = "cnn"                  # cnn (the bundled judge) | gap (bench's second)
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
@@ -211,6 +247,7 @@ class ClassifierConfig:
         c.path("out")
         c.choice("dataset", tuple(DATASETS))
         c.path("data", optional=True)
+        c.choice("arch", CLASSIFIER_ARCHITECTURES)
         c.int("epochs", 1)
         c.int("batch_size", 1)
         c.int("seed", 0, MAX_SEED)

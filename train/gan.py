@@ -8,16 +8,31 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from .augment import diff_augment
+
+LOSSES = ("ns", "hinge")
+# First halves of the stateless seeds of the augmentations: disjoint from the latents'
+# (the run seed, < 2**32), one per call of the discriminator in a step.
+_AUGMENT_SALT = 2**33
+
 
 class GAN(keras.Model):
-    """Non-saturating GAN (Goodfellow et al. 2014) on logits.
+    """GAN on logits: the non-saturating loss (Goodfellow et al. 2014) or the hinge loss
+    (Lim & Ye 2017; Miyato et al. 2018), optionally an R1 penalty on real images
+    (Mescheder et al. 2018) and differentiable augmentation of every discriminator input.
 
     Batches are (images float32 [b, 28, 28, 1] in [-1, 1], labels int32 [b], step int64).
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, num_classes: int,
-                 seed: int, ema_decay: float, **kwargs):
+                 seed: int, ema_decay: float, loss: str = "ns", r1_gamma: float = 0.0,
+                 augment: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        self.loss_name = loss
+        self.r1_gamma = r1_gamma
+        self.augment = tuple(augment)
         self.generator = generator
         self.discriminator = discriminator
         # Sampling from an exponential moving average of G's weights (Yazici et al. 2019)
@@ -51,8 +66,23 @@ class GAN(keras.Model):
     def _inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
-    def _disc(self, images, labels):
+    def _disc(self, images, labels, step, call: int):
+        if self.augment:
+            seed = tf.stack([tf.constant(_AUGMENT_SALT * (call + 1), tf.int64)
+                             + tf.cast(self.seed, tf.int64), step])
+            images = diff_augment(images, self.augment, seed)
         return self.discriminator(self._inputs(images, labels), training=True)
+
+    def _d_loss(self, real_logits, fake_logits):
+        if self.loss_name == "hinge":
+            return (tf.reduce_mean(tf.nn.relu(1.0 - real_logits))
+                    + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits)))
+        return tf.reduce_mean(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits))
+
+    def _g_loss(self, fake_logits):
+        if self.loss_name == "hinge":
+            return -tf.reduce_mean(fake_logits)
+        return tf.reduce_mean(tf.nn.softplus(-fake_logits))
 
     def _latents(self, batch, step, salt):
         seed = tf.stack([tf.cast(self.seed, tf.int64), step * 2 + salt])
@@ -66,17 +96,29 @@ class GAN(keras.Model):
         z = self._latents(batch, step, 0)
         fake_images = self.generator(self._inputs(z, labels), training=True)
         with tf.GradientTape() as tape:
-            real_logits = self._disc(real_images, labels)
-            fake_logits = self._disc(fake_images, labels)
-            d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits))
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            if self.r1_gamma:
+                # R1: gamma/2 * E ||grad_x D(x)||^2 on (augmented) real images.
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(real_images)
+                    real_logits = self._disc(real_images, labels, step, 0)
+                    logit_sum = tf.reduce_sum(real_logits)
+                slopes = r1_tape.gradient(logit_sum, real_images)
+                penalty = 0.5 * self.r1_gamma * tf.reduce_mean(
+                    tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+            else:
+                real_logits = self._disc(real_images, labels, step, 0)
+                penalty = 0.0
+            fake_logits = self._disc(fake_images, labels, step, 1)
+            d_loss = self._d_loss(real_logits, fake_logits)
+            d_total = d_loss + penalty if self.r1_gamma else d_loss
+        grads = tape.gradient(d_total, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(
             zip(grads, self.discriminator.trainable_variables, strict=True))
 
         z = self._latents(batch, step, 1)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
-            g_loss = tf.reduce_mean(tf.nn.softplus(-self._disc(fake_images, labels)))
+            g_loss = self._g_loss(self._disc(fake_images, labels, step, 2))
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(
             zip(grads, self.generator.trainable_variables, strict=True))

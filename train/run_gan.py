@@ -32,9 +32,16 @@ from .versions import versions
 MAX_FILM_FRAMES = 500
 
 
-def _optimizer(name: str, lr: float, beta_1: float):
+def _optimizer(name: str, lr: float, beta_1: float, schedule: str = "constant",
+               steps: int = 1):
     import keras
 
+    # The optimizer's iteration count is in the checkpoint, so a resumed run continues
+    # the schedule where it stopped.
+    if schedule == "linear":
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, steps, end_learning_rate=0.0)
+    elif schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, steps)
     # The name is one of config.OPTIMIZERS: GanConfig checked it.
     if name == "adam":
         return keras.optimizers.Adam(lr, beta_1=beta_1)
@@ -146,11 +153,16 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     from .models import build_gan_pair
 
     num_classes = config.num_classes
-    generator, discriminator = build_gan_pair(config.arch, config.latent_dim, num_classes)
+    generator, discriminator = build_gan_pair(
+        config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
+        g_width=config.g_width, d_width=config.d_width)
     gan = GAN(generator, discriminator, config.latent_dim, num_classes,
-              seed=config.seed, ema_decay=config.ema_decay)
-    gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1),
-                g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1),
+              seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
+              r1_gamma=config.r1_gamma, augment=config.augment_policy)
+    gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
+                                       config.lr_schedule, config.steps),
+                g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1,
+                                       config.lr_schedule, config.steps),
                 jit_compile=config.jit_compile)
     gan.build_optimizers()
 

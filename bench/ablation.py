@@ -1,0 +1,169 @@
+"""Ablation of the training levers: one row per lever, same budget, same evaluation.
+
+    PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset mnist \
+        --data ../shared/datasets/mnist --steps 6000 [--rows baseline,hinge,...] [--judges 2]
+
+Each row is the baseline recipe (the shipped model's: conditional dcgan, Adam 2e-4 / 0.5,
+batch 64, EMA 0.999, seed 0) with ONE change, trained for the same number of steps into
+runs/ablation-DATASET-STEPS/ROW (resumable: a rerun continues or skips finished rows),
+exported with `python -m export model`, then judged on 10,000 samples for each of three
+sample seeds (means and spread) by the bundled classifier and, with --judges 2, by the
+second judge of bench/judge.py (another architecture and seed): FCD, precision, recall and
+the worst class's on-label rate. Steps per second are measured in the same run, so an
+equal-time budget can be read off too (a lever that costs twice per step gets half the
+steps in 90 minutes).
+
+Writes bench/results/ablation-DATASET-STEPS.json and .md. Prints the CPU model and flags.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ganlite  # noqa: E402
+from bench.machine import cpu  # noqa: E402
+
+BASE = ["--arch", "dcgan", "--conditional", "--latent-dim", "100", "--batch-size", "64",
+        "--optimizer", "adam", "--g-lr", "0.0002", "--d-lr", "0.0002", "--beta-1", "0.5",
+        "--ema-decay", "0.999", "--fcd-samples", "2000", "--seed", "0"]
+# One change each against the baseline (row name -> extra options).
+ROWS = {
+    "baseline": [],
+    "hinge": ["--loss", "hinge"],
+    "spectral-norm": ["--spectral-norm"],
+    "hinge+sn": ["--loss", "hinge", "--spectral-norm"],
+    "r1": ["--r1-gamma", "1"],
+    "diffaugment": ["--diffaugment", "translation"],
+    "wider-d": ["--d-width", "2"],
+    "wider-g": ["--g-width", "1.5"],
+    "lr-linear": ["--lr-schedule", "linear"],
+    "ttur": ["--g-lr", "0.0001", "--d-lr", "0.0004"],
+}
+SEEDS = (0, 1, 2)
+N = 10_000
+
+
+def _python_m(*args: object) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, env=env, check=True)
+
+
+def train_row(name: str, dataset: str, data: Path, steps: int, runs: Path) -> Path:
+    run = runs / name
+    model = run / f"{name}.onnx"
+    if not (run / "generator.keras").exists():
+        if (run / "checkpoint.npz").exists():
+            _python_m("train", "gan", "--resume", run)
+        else:
+            _python_m("train", "gan", "--out", run, "--dataset", dataset, "--data", data,
+                      "--steps", steps, "--sample-every", min(1000, steps), *BASE,
+                      *ROWS[name])
+    if not model.exists():
+        _python_m("export", "model", run, "--out", model)
+    return model
+
+
+def judge(model: Path, classifier: str | Path | None, dataset: str) -> dict:
+    """Means (and spread) over SEEDS of one judge's report on N samples."""
+    generator = ganlite.load(model, device="cpu")
+    evaluator = ganlite.Evaluator(dataset, device="cpu", classifier=classifier)
+    reports = [evaluator.evaluate_generator(generator, N, seed) for seed in SEEDS]
+    fcd = [r.fcd for r in reports]
+    on_label = np.mean([r.label_accuracy for r in reports], axis=0)
+    return {"fcd": round(float(np.mean(fcd)), 3), "fcd_spread": round(float(np.ptp(fcd)), 3),
+            "precision": round(float(np.mean([r.precision for r in reports])), 4),
+            "recall": round(float(np.mean([r.recall for r in reports])), 4),
+            "on_label": [round(float(a), 4) for a in on_label],
+            "worst_class": int(on_label.argmin()),
+            "worst_on_label": round(float(on_label.min()), 4)}
+
+
+def _steps_per_second(run: Path) -> float | None:
+    try:
+        info = json.loads((run / "run.json").read_text())
+        return round(info["config"]["steps"] / info["train_seconds"], 2)
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--judges", type=int, default=1, choices=[1, 2])
+    parser.add_argument("--train-only", action="store_true")
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    short = "mnist" if args.dataset == "mnist" else "fashion"
+    tag = f"ablation-{short}-{args.steps}"
+    runs = ROOT / "runs" / tag
+    out = ROOT / "bench" / "results" / f"{tag}.json"
+    print(cpu(with_load=True), flush=True)
+    models = {}
+    for name in rows:
+        t0 = time.monotonic()
+        models[name] = train_row(name, args.dataset, args.data, args.steps, runs)
+        print(f"{name}: trained and exported in {time.monotonic() - t0:.0f} s", flush=True)
+    if args.train_only:
+        return 0
+    results = json.loads(out.read_text()) if out.exists() else {}
+    judges = {"judge-1": None}
+    if args.judges == 2:
+        judges["judge-2"] = ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
+    for name, model in models.items():
+        row = results.setdefault(name, {})
+        row["options"] = " ".join(ROWS[name]) or "(baseline)"
+        row["steps"] = args.steps
+        row["steps_per_second"] = _steps_per_second(model.parent)
+        for judge_name, classifier in judges.items():
+            if judge_name not in row:
+                row[judge_name] = judge(model, classifier, args.dataset)
+                print(name, judge_name, row[judge_name], flush=True)
+        out.write_text(json.dumps(results, indent=1) + "\n")
+    write_markdown(results, out.with_suffix(".md"), args, cpu(with_load=True))
+    return 0
+
+
+def write_markdown(results: dict, path: Path, args, machine: str) -> None:
+    base = results.get("baseline", {})
+    lines = [f"# Ablation, {args.dataset}, {args.steps} steps per row", "",
+             f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "
+             f"{args.dataset} --data DATA --steps {args.steps} --judges {args.judges}`", "",
+             machine, "",
+             "Each row: the baseline with one change; means over sample seeds 0-2 of 10,000 "
+             "samples each (FCD spread = max - min over the seeds). Judge 1: the bundled "
+             "classifier; judge 2: bench/judge.py's (another architecture and seed).", "",
+             "| row | options | steps/s | FCD (judge 1) | precision | recall | worst on-label "
+             "| FCD (judge 2) | worst on-label (judge 2) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, row in results.items():
+        j1, j2 = row.get("judge-1", {}), row.get("judge-2", {})
+        delta = ""
+        if name != "baseline" and "judge-1" in base and j1:
+            delta = f" ({j1['fcd'] - base['judge-1']['fcd']:+.2f})"
+        lines.append(
+            f"| {name} | `{row['options']}` | {row.get('steps_per_second')} | "
+            f"{j1.get('fcd', '')} ± {j1.get('fcd_spread', '')}{delta} | {j1.get('precision', '')} "
+            f"| {j1.get('recall', '')} | {j1.get('worst_on_label', '')} "
+            f"({j1.get('worst_class', '')}) | {j2.get('fcd', '-')} | "
+            f"{j2.get('worst_on_label', '-')} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

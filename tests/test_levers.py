@@ -1,0 +1,248 @@
+"""The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
+DiffAugment, width multipliers, learning-rate schedules. Each is an option that really
+changes training, keeps runs reproducible and resumable, and exports."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from conftest import MNIST_SMALL  # noqa: E402
+
+pytestmark = pytest.mark.train
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--data", str(MNIST_SMALL), "--arch", "dcgan", "--latent-dim", "8", "--conditional",
+        "--batch-size", "16", "--fcd-samples", "0", "--seed", "5"]
+ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
+              "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
+              "--d-width", "0.75", "--lr-schedule", "cosine"]
+
+
+def _train(*args, check=True):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "train", "gan", *map(str, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=check)
+
+
+def _weights(run_dir):
+    with np.load(run_dir / "checkpoint.npz") as ckpt:
+        return {k: ckpt[k] for k in ckpt.files}
+
+
+# --- configuration ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, message", [
+    ({"loss": "wgan"}, "loss (--loss) must be one of ns, hinge"),
+    ({"r1_gamma": -1.0}, "r1_gamma (--r1-gamma) must be a number in [0, 1e+06]"),
+    ({"diffaugment": "blur"}, "diffaugment (--diffaugment) must be a comma-separated list"),
+    ({"diffaugment": "color,color"}, "each at most once"),
+    ({"g_width": 0.0}, "g_width (--g-width) must be a number in (0, 8]"),
+    ({"d_width": 9.0}, "d_width (--d-width) must be a number in (0, 8]"),
+    ({"lr_schedule": "step"}, "lr_schedule (--lr-schedule) must be one of constant"),
+    ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
+])
+def test_bad_lever_values_are_refused(values, message):
+    from train.config import GanConfig
+    from train.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        GanConfig(out=Path("run"), **values)
+
+
+def test_lever_options_round_trip_through_the_command(tmp_path):
+    from train.cli import parse_gan
+
+    config = parse_gan(["--out", str(tmp_path / "r"), *ALL_LEVERS])
+    assert (config.loss, config.spectral_norm, config.r1_gamma) == ("hinge", True, 1.0)
+    assert config.augment_policy == ("color", "translation", "cutout")
+    assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
+    import shlex
+    assert parse_gan(shlex.split(config.command())[4:]) == config
+
+
+def test_defaults_are_the_recipe_before_the_levers():
+    from train.config import GanConfig
+
+    c = GanConfig(out=Path("run"))
+    assert (c.loss, c.spectral_norm, c.r1_gamma, c.augment_policy, c.g_width, c.d_width,
+            c.lr_schedule) == ("ns", False, 0.0, (), 1.0, 1.0, "constant")
+
+
+# --- the pieces ------------------------------------------------------------------------
+
+def test_diffaugment_is_seeded_differentiable_and_does_what_it_says():
+    import tensorflow as tf
+
+    from train.augment import diff_augment
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32))
+    seed = tf.constant([1, 2], tf.int64)
+    for policy in (("color",), ("translation",), ("cutout",)):
+        a = diff_augment(x, policy, seed).numpy()
+        assert np.array_equal(a, diff_augment(x, policy, seed).numpy()), policy
+        assert not np.array_equal(a, diff_augment(x, policy, seed + 1).numpy()), policy
+        assert not np.array_equal(a, x.numpy()), policy
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(diff_augment(x, policy, seed))
+        assert np.abs(tape.gradient(total, x).numpy()).sum() > 0, policy
+    assert diff_augment(x, (), seed) is x
+
+    # Translation moves pixels: each output pixel is an input pixel or background.
+    moved = diff_augment(x, ("translation",), seed).numpy()
+    for image, source in zip(moved, x.numpy(), strict=True):
+        found = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                padded = np.pad(source[..., 0], 4, constant_values=-1.0)
+                shifted = padded[4 - dy:32 - dy, 4 - dx:32 - dx]
+                found |= np.array_equal(shifted, image[..., 0])
+        assert found
+
+    # Cutout blanks at most a 14x14 square to the background, and nothing else.
+    cut = diff_augment(x, ("cutout",), seed).numpy()
+    changed = cut != x.numpy()
+    assert np.all(cut[changed] == -1.0)
+    for mask in changed[..., 0]:
+        rows, cols = np.nonzero(mask)
+        if len(rows):
+            assert np.ptp(rows) < 14 and np.ptp(cols) < 14
+
+
+def test_spectral_norm_divides_by_the_largest_singular_value():
+    import keras
+    import tensorflow as tf
+
+    from train.layers import SNConv2D, SNDense
+
+    keras.utils.set_random_seed(0)
+    dense = SNDense(16)
+    x = tf.constant(np.random.default_rng(1).normal(size=(4, 32)).astype(np.float32))
+    for _ in range(50):                      # power iterations converge on sigma
+        dense(x, training=True)
+    kernel = dense.normalized_kernel(training=False).numpy()
+    assert abs(np.linalg.svd(kernel, compute_uv=False)[0] - 1.0) < 1e-3
+    assert abs(np.linalg.svd(dense.kernel.numpy(), compute_uv=False)[0] - 1.0) > 0.05
+    # A gradient reaches the raw kernel through the normalization.
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(dense(x, training=True))
+    assert np.abs(tape.gradient(total, dense.kernel).numpy()).sum() > 0
+    assert any("sn_u" in w.path for w in dense.non_trainable_weights)
+
+    conv = SNConv2D(8, 4, strides=2, padding="same")
+    image = tf.zeros((2, 28, 28, 3))
+    for _ in range(50):
+        conv(image, training=True)
+    flat = conv.normalized_kernel(training=False).numpy().reshape(-1, 8)
+    assert abs(np.linalg.svd(flat, compute_uv=False)[0] - 1.0) < 1e-3
+    u = conv.sn_u.numpy().copy()
+    conv(image, training=False)              # inference leaves the estimate alone
+    assert np.array_equal(u, conv.sn_u.numpy())
+
+
+def test_hinge_and_ns_losses():
+    import tensorflow as tf
+
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    g, d = build_gan_pair("dcgan", 4, 0)
+    real, fake = tf.constant([[2.0], [0.5]]), tf.constant([[-3.0], [0.0]])
+    hinge = GAN(g, d, 4, 0, seed=0, ema_decay=0.0, loss="hinge")
+    # D: mean(relu(1 - real)) + mean(relu(1 + fake)) = (0 + 0.5)/2 + (0 + 1)/2
+    assert float(hinge._d_loss(real, fake)) == pytest.approx(0.75)
+    assert float(hinge._g_loss(fake)) == pytest.approx(1.5)
+    ns = GAN(g, d, 4, 0, seed=0, ema_decay=0.0)
+    sp = lambda v: np.log1p(np.exp(v))  # noqa: E731
+    assert float(ns._d_loss(real, fake)) == pytest.approx(
+        np.mean([sp(-2.0) + sp(-3.0), sp(-0.5) + sp(0.0)]), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown loss 'wgan'"):
+        GAN(g, d, 4, 0, seed=0, ema_decay=0.0, loss="wgan")
+
+
+def test_learning_rate_schedules_reach_zero_at_the_last_step():
+    from train.run_gan import _optimizer
+
+    assert float(_optimizer("adam", 1e-3, 0.5).learning_rate) == pytest.approx(1e-3)
+    for schedule in ("linear", "cosine"):
+        lr = _optimizer("adam", 1e-3, 0.5, schedule, 100)._learning_rate
+        assert float(lr(0)) == pytest.approx(1e-3)
+        assert float(lr(50)) == pytest.approx(5e-4)     # both halfway at the middle
+        assert float(lr(100)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_width_multipliers_scale_the_channels():
+    from train.models import build_gan_pair
+
+    g1, d1 = build_gan_pair("dcgan", 8, 10)
+    g2, d2 = build_gan_pair("dcgan", 8, 10, g_width=2.0, d_width=0.5)
+    conv_filters = lambda m: [l.filters for l in m.layers if hasattr(l, "filters")]  # noqa
+    assert conv_filters(g1) == [64, 32, 1] and conv_filters(g2) == [128, 64, 1]
+    assert conv_filters(d1) == [64, 128] and conv_filters(d2) == [32, 64]
+    _, d_sn = build_gan_pair("dcgan", 8, 10, spectral_norm=True)
+    assert sum("sn_u" in w.path for w in d_sn.weights) == 3    # 2 convs + the linear head
+
+
+# --- end to end ------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lever", [["--loss", "hinge"], ["--spectral-norm"],
+                                   ["--r1-gamma", "10"], ["--diffaugment", "translation"],
+                                   ["--d-width", "0.5"], ["--lr-schedule", "linear"]],
+                         ids=lambda a: a[0][2:])
+def test_each_lever_changes_training(tmp_path, lever, baseline_run):
+    run = tmp_path / "run"
+    _train("--out", run, "--steps", "6", "--sample-every", "6", *TINY, *lever)
+    a, b = _weights(baseline_run), _weights(run)
+    # Same step count, same data, same latents: only the lever can make the weights differ.
+    assert a.keys() != b.keys() or any(not np.array_equal(a[k], b[k]) for k in a), lever
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("baseline") / "run"
+    _train("--out", run, "--steps", "6", "--sample-every", "6", *TINY)
+    return run
+
+
+@pytest.mark.slow
+def test_all_levers_resume_exactly_and_export(tmp_path):
+    args = ["--steps", "30", "--sample-every", "5", *TINY, *ALL_LEVERS]
+    straight = tmp_path / "straight"
+    _train("--out", straight, *args)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(killed),
+                             *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with np.load(killed / "checkpoint.npz") as ckpt:
+        assert int(ckpt["step"]) < 30, "the run finished before it could be killed"
+    _train("--resume", killed)
+    a, b = _weights(straight), _weights(killed)
+    assert all(np.array_equal(a[k], b[k]) for k in a), "resumed weights differ"
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "export", "model", str(straight), "--out",
+                             str(tmp_path / "levers.onnx")], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import ganlite
+    gen = ganlite.load(tmp_path / "levers.onnx")
+    assert gen.card["train_command"].count("--spectral-norm") == 1
+    assert gen.generate(4, seed=1).shape == (4, 28, 28)
