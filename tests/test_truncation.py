@@ -369,3 +369,19 @@ def test_served_bad_psi_is_400_naming_it(server, bad):
     assert answer == {"parameter": "truncation",
                       "error": f"truncation must be a number greater than 0 and at most "
                                f"10, got {bad[:57] + '...' if len(bad) > 60 else bad!r}"}
+
+
+# -- README -------------------------------------------------------------------------------
+
+def test_readme_python_example_runs_as_written(default_generator):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text[text.index("### Precision or recall: truncation"):]
+    start = section.index("```python\n") + len("```python\n")
+    example = section[start:section.index("```", start)]
+    scope = {"ganlite": ganlite, "gen": default_generator}
+    exec(example, scope)
+    assert scope["images"].shape == (64, 28, 28)
+    assert np.array_equal(scope["images"], default_generator.decode(scope["z"], 7))
+    assert np.abs(scope["z"]).max() <= 1.5
