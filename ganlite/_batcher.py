@@ -34,8 +34,8 @@ class _Request:
 
     def __init__(self, seed: int, n: int, labels: ResolvedLabels,
                  loop: asyncio.AbstractEventLoop, future: asyncio.Future, pieces: int,
-                 lock: threading.Lock):
-        self.seed, self.n, self.labels = seed, n, labels
+                 lock: threading.Lock, truncation: float | None = None):
+        self.seed, self.n, self.labels, self.truncation = seed, n, labels, truncation
         self.loop, self.future = loop, future
         self.images = np.empty((n, 28, 28), np.uint8)
         self.pieces_left = pieces     # under `lock`: pieces may finish on different workers
@@ -140,12 +140,15 @@ class Batcher:
             thread.join(timeout)
         self._threads = []
 
-    async def generate(self, n: int, seed: int, labels: ResolvedLabels) -> np.ndarray:
-        """Images 0 .. n - 1 of (seed, labels), as Generator.generate returns them.
+    async def generate(self, n: int, seed: int, labels: ResolvedLabels,
+                       truncation: float | None = None) -> np.ndarray:
+        """Images 0 .. n - 1 of (seed, labels, truncation), as Generator.generate returns
+        them.
 
         Args:
             n, seed, labels: already checked (Generator.check_args): n >= 1, labels None,
                 one class number, a tuple of class numbers to cycle, or int64 [n].
+            truncation: None or psi, already checked (ganlite.latents.check_truncation).
 
         Raises:
             ModelError: the model failed or returned something other than images.
@@ -154,7 +157,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         starts = range(0, n, self.max_batch)
-        request = _Request(seed, n, labels, loop, future, len(starts), self._lock)
+        request = _Request(seed, n, labels, loop, future, len(starts), self._lock, truncation)
         for start in starts:
             self._queue.put(_Piece(request, start, min(self.max_batch, n - start)))
         return await future
@@ -204,8 +207,8 @@ class Batcher:
             return
         generator = self.generator
         try:
-            inputs = [generator._inputs(p.request.seed, p.start, p.count, p.request.labels)
-                      for p in batch]
+            inputs = [generator._inputs(p.request.seed, p.start, p.count, p.request.labels,
+                                        p.request.truncation) for p in batch]
             z = np.concatenate([z for z, _ in inputs]) if len(inputs) > 1 else inputs[0][0]
             labels = None if inputs[0][1] is None else (
                 np.concatenate([y for _, y in inputs]) if len(inputs) > 1 else inputs[0][1])

@@ -15,6 +15,7 @@ from . import _card, _latents, _onnxfile, _openvino, _providers, _registry
 from ._card import CARD_KEY  # noqa: F401  (export and the tests import it from here)
 from ._card import class_key as _class_key
 from ._errors import IntegrityError, ModelError, UsageError, describe
+from .latents import check_truncation
 from .modelfile import _signature  # the one I/O signature: public as modelfile.io_signature
 
 
@@ -368,30 +369,38 @@ class Generator:
         return n, seed, start, batch_size, self._resolve_labels(labels, n)
 
     def batches(self, n: int, seed: int = 0, *, labels: Labels = None,
-                start: int = 0, batch_size: int = 256) -> Iterator[Batch]:
-        """Generate images start .. n - 1 in batches; image i depends only on (model, seed, i).
+                start: int = 0, batch_size: int = 256,
+                truncation: float | None = None) -> Iterator[Batch]:
+        """Generate images start .. n - 1 in batches; image i depends only on (model, seed,
+        i, truncation).
 
         labels (conditional models): None draws a random class per image; an int (or a
         class name such as "sneaker") gives every image that class; a sequence of n ints
         or names gives image i the class labels[i]; a LabelCycle repeats its classes.
+        truncation: None (off) or psi, 0 < psi <= 10: the truncation trick, every latent
+        component beyond +-psi redrawn within it (see ganlite.latents); smaller psi gives
+        more typical, less varied images. Labels do not change with it.
         """
         n, seed, start, batch_size, resolved = self.check_args(n, seed, labels, start,
                                                                batch_size)
+        psi = check_truncation(truncation)
         for lo in range(start, n, batch_size):
-            z, y = self._inputs(seed, lo, min(batch_size, n - lo), resolved)
+            z, y = self._inputs(seed, lo, min(batch_size, n - lo), resolved, psi)
             yield Batch(lo, self._run(z, y), y)
 
-    def _inputs(self, seed: int, start: int, count: int,
-                labels: ResolvedLabels) -> tuple[np.ndarray, np.ndarray | None]:
+    def _inputs(self, seed: int, start: int, count: int, labels: ResolvedLabels,
+                truncation: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Latents float32 [count, latent_dim] and labels int64 [count] (None for
         unconditional models) of images start .. start + count - 1 of a run."""
         z, drawn = _latents.draw(seed, start, count, self.latent_dim,
-                                 self.num_classes if self.conditional else 0)
+                                 self.num_classes if self.conditional else 0, truncation)
         return z, (drawn if labels is None else self._slice_labels(labels, start, count))
 
     def generate(self, n: int, seed: int = 0, *, labels: Labels = None,
-                 batch_size: int = 256) -> np.ndarray:
+                 batch_size: int = 256, truncation: float | None = None) -> np.ndarray:
         """n images as uint8 [n, 28, 28] (0 = black, 255 = white), held in memory.
+
+        labels and truncation as for batches().
 
         Raises:
             UsageError: a bad argument, or a result larger than MAX_IN_MEMORY_BYTES (4 GiB,
@@ -405,7 +414,8 @@ class Generator:
                              f" images: use batches() to stream them or write_images() to "
                              f"write them to disk")
         images = np.empty((n, 28, 28), np.uint8)
-        for batch in self.batches(n, seed, labels=labels, batch_size=batch_size):
+        for batch in self.batches(n, seed, labels=labels, batch_size=batch_size,
+                                  truncation=truncation):
             images[batch.start:batch.start + len(batch.images)] = batch.images
         return images
 

@@ -6,9 +6,10 @@ Routes:
     GET /v1/models               {"models": [card, ...]}, the default model first
     GET /models/NAME.onnx        the model file, byte for byte
     GET /models/NAME.json        its card
-    GET /v1/generate?model=&n=&seed=&digit=|class=&format=png|npy
+    GET /v1/generate?model=&n=&seed=&digit=|class=&format=png|npy&truncation=
                                  a grid PNG, or the uint8 [n, 28, 28] array as .npy: the
-                                 images of Generator.generate(n, seed=seed, labels=...)
+                                 images of Generator.generate(n, seed=seed, labels=...,
+                                 truncation=...)
     GET /, /index.html, ...      the web page's folder (static files)
 
 A bad request is answered 4xx with {"error": "...", "parameter": "NAME"} (parameter only
@@ -16,6 +17,7 @@ where one is at fault); uvicorn's access log shows it as one line, never a trace
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -45,6 +47,7 @@ from ._batcher import Batcher
 from ._errors import GanliteError, ModelError, UsageError, describe
 from ._images import MAX_GRID_IMAGES, make_grid, png_bytes
 from ._model import Generator, ResolvedLabels, _check_int
+from .latents import MAX_TRUNCATION, check_truncation
 
 # Some systems' MIME tables lack these: browsers compile .wasm only as application/wasm
 # (streaming) and load ES modules only with a JavaScript type.
@@ -52,7 +55,7 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 
-PARAMETERS = ("model", "n", "seed", "digit", "class", "format")
+PARAMETERS = ("model", "n", "seed", "digit", "class", "format", "truncation")
 FORMATS = ("png", "npy")
 DEFAULT_MAX_N = 10_000
 # A served process waits this long for requests in flight after SIGTERM, then cancels them.
@@ -62,6 +65,7 @@ DRAIN_SECONDS = 60
 # so that one big answer never stalls the other requests.
 _INLINE_ENCODE = {"png": 4, "npy": 1024}
 _INTEGER = re.compile(r"-?[0-9]{1,30}")
+_DECIMAL = re.compile(r"(?=.{1,40}$)[0-9]*\.?[0-9]*(?:[eE][-+]?[0-9]{1,3})?")
 _log = logging.getLogger("uvicorn.error")
 
 
@@ -179,6 +183,7 @@ class _Query:
     labels: int | None          # what generate() takes
     resolved: ResolvedLabels    # what the batcher takes
     fmt: str
+    truncation: float | None = None
 
 
 class App:
@@ -252,7 +257,7 @@ class App:
         return PlainTextResponse(
             "ganlite serve: no web page here (no web/ folder with index.html was found; "
             "start the server with --web DIR).\nThe API: /healthz, /v1/models, "
-            "/v1/generate?model=&n=&seed=&digit=|class=&format=png|npy, "
+            "/v1/generate?model=&n=&seed=&digit=|class=&format=png|npy&truncation=, "
             "/models/NAME.onnx, /models/NAME.json\n")
 
     def parse(self, request: Request) -> _Query:
@@ -313,7 +318,8 @@ class App:
             resolved = generator.check_args(n, seed, labels)[4]
         except UsageError as e:
             raise ParameterError("class" if "class" in query else "digit", str(e)) from None
-        return _Query(served, n, seed, labels, resolved, fmt)
+        return _Query(served, n, seed, labels, resolved, fmt,
+                      _truncation(query.get("truncation")))
 
     async def generate(self, request: Request) -> Response:
         try:
@@ -323,10 +329,12 @@ class App:
         served = query.served
         try:
             if served.batcher is not None:
-                images = await served.batcher.generate(query.n, query.seed, query.resolved)
+                images = await served.batcher.generate(query.n, query.seed, query.resolved,
+                                                       query.truncation)
             else:
-                images = await run_in_threadpool(served.generator.generate, query.n,
-                                                 query.seed, labels=query.labels)
+                images = await run_in_threadpool(functools.partial(
+                    served.generator.generate, query.n, query.seed, labels=query.labels,
+                    truncation=query.truncation))
             if query.n <= _INLINE_ENCODE[query.fmt]:
                 body = _encode(images, query.fmt)
             else:
@@ -339,6 +347,20 @@ class App:
             return _error(503, f"out of memory for n={query.n}: try a smaller n")
         return Response(body, media_type="image/png" if query.fmt == "png"
                         else "application/octet-stream")
+
+
+def _truncation(text: str | None) -> float | None:
+    """The truncation parameter: absent (off) or a decimal number psi, 0 < psi <= 10."""
+    if text is None:
+        return None
+    try:
+        if not _DECIMAL.fullmatch(text):
+            raise ValueError(text)
+        return check_truncation(float(text))
+    except (ValueError, UsageError):
+        raise ParameterError("truncation", f"truncation must be a number greater than 0 and "
+                                           f"at most {MAX_TRUNCATION:g}, got "
+                                           f"{describe(text)}") from None
 
 
 def _encode(images: np.ndarray, fmt: str) -> bytes:

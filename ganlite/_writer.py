@@ -26,6 +26,7 @@ import numpy as np
 from . import _files, _png
 from ._errors import OutputError, UsageError, describe
 from ._model import IMAGE_BYTES, Generator, Labels, ResolvedLabels
+from .latents import check_truncation
 
 MANIFEST = ".ganlite-run.json"
 FORMATS = ("png", "npy")
@@ -84,7 +85,8 @@ def _label_rule(generator: Generator, labels: ResolvedLabels) -> object:
 def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int = 0, *,
                  labels: Labels = None, batch_size: int = 256, fmt: str = "png",
                  overwrite: bool = False, workers: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> WriteResult:
+                 progress: Callable[[int], None] | None = None,
+                 truncation: float | None = None) -> WriteResult:
     """Generate n images into folder `out`, or complete an interrupted run there.
 
     png: one file per image, named 0042.png (0042_7.png for conditional models, 7 being
@@ -105,6 +107,8 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
         workers: threads that encode and write the PNG files while the next batch is
             generated (default 1: more measured no faster on 2 cores).
         progress: called with k as each k images are done (or found already done).
+        truncation: None (off) or psi, 0 < psi <= 10: the truncation trick (see
+            Generator.batches); part of the run, recorded in the manifest.
 
     Returns:
         A WriteResult.
@@ -120,6 +124,7 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
         raise UsageError(f"unknown image format {describe(fmt)}; choose one of "
                          f"{', '.join(FORMATS)}")
     n, seed, _, batch_size, resolved = generator.check_args(n, seed, labels, 0, batch_size)
+    psi = check_truncation(truncation)
     workers = 1 if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise UsageError(f"workers must be an integer between 1 and 64, got {describe(workers)}")
@@ -127,6 +132,8 @@ def write_images(generator: Generator, n: int, out: str | os.PathLike, seed: int
     manifest = {"model": generator.name, "model_sha256": generator.card.get("model_sha256"),
                 "seed": seed, "n": n, "labels": _label_rule(generator, resolved),
                 "format": fmt}
+    if psi is not None:  # only when set: folders written before it existed still resume
+        manifest["truncation"] = psi
     created = not out.exists()
     _files.make_folder(out, "output folder")
     run = _Run(generator, out, manifest, resolved, batch_size, progress)
@@ -153,6 +160,7 @@ class _Run:
                  progress: Callable[[int], None] | None):
         self.generator, self.out, self.manifest = generator, out, manifest
         self.n, self.seed, self.fmt = manifest["n"], manifest["seed"], manifest["format"]
+        self.truncation: float | None = manifest.get("truncation")
         self.labels, self.batch_size = labels, batch_size
         self.progress = progress or (lambda k: None)
         self.wrote_manifest = False
@@ -186,7 +194,8 @@ class _Run:
                               if name not in owned and name != _files.LOCK_NAME))
         if not same_run and not overwrite:
             if isinstance(previous, dict):
-                differs = ", ".join(k for k in self.manifest if previous.get(k) != self.manifest[k])
+                keys = list(self.manifest) + [k for k in previous if k not in self.manifest]
+                differs = ", ".join(k for k in keys if previous.get(k) != self.manifest.get(k))
                 raise OutputError(
                     f"{self.out}: holds images of another run (model "
                     f"{previous.get('model')!r}, seed {previous.get('seed')}, n "
@@ -270,7 +279,7 @@ class _Run:
             pending: deque[tuple[int, Future]] = deque()
             for lo in range(0, n, self.batch_size):
                 count = min(self.batch_size, n - lo)
-                z, y = g._inputs(self.seed, lo, count, self.labels)
+                z, y = g._inputs(self.seed, lo, count, self.labels, self.truncation)
                 names = [file_name(lo + k, n, None if y is None else int(y[k]))
                          for k in range(count)]
                 todo = [k for k, name in enumerate(names) if name not in self.existing]
@@ -311,7 +320,7 @@ class _Run:
                 for lo in range(start, self.n, self.batch_size):
                     z, y = self.generator._inputs(self.seed, lo,
                                                   min(self.batch_size, self.n - lo),
-                                                  self.labels)
+                                                  self.labels, self.truncation)
                     images = self.generator._run(z, y)
                     for t in open_files:
                         rows = images if t.item == IMAGE_BYTES else y

@@ -18,6 +18,7 @@ from ._evaluate import MAX_SAMPLES
 from ._interpolate import MAX_FRAMES
 from ._model import MAX_BATCH_SIZE, LabelCycle
 from ._providers import DEVICES
+from .latents import MAX_TRUNCATION, check_truncation
 
 
 def _errors_to_exit(func):
@@ -163,6 +164,19 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
     return chosen[0] if len(chosen) == 1 else LabelCycle(chosen)
 
 
+def _parse_truncation(text: str | None) -> float | None:
+    """--truncation PSI -> psi (None: off). Parsed here, not by a click type (which would
+    print its usage text): a bad value is one line and exit 2, like the library's usage
+    errors."""
+    if text is None:
+        return None
+    try:
+        return check_truncation(float(text))
+    except (ValueError, UsageError):
+        raise UsageError(f"--truncation must be a number greater than 0 and at most "
+                         f"{MAX_TRUNCATION:g}, got {text!r}") from None
+
+
 @main.command()
 @click.option("--n", "-n", "n", type=click.IntRange(min=1), required=True,
               help="How many images.")
@@ -184,16 +198,21 @@ def _parse_classes(model, digits: tuple[str, ...], names: tuple[str, ...], balan
               show_default=True, help="png files, or one images.npy for bulk use.")
 @click.option("--overwrite", is_flag=True,
               help="Replace another run's files in --out (other files are left alone).")
+@click.option("--truncation", default=None, metavar="PSI",
+              help=f"Truncation trick: latent values beyond +-PSI redrawn within it "
+                   f"(0 < PSI <= {MAX_TRUNCATION:g}; smaller: more typical, less "
+                   f"varied images). Default: off.")
 @quiet_option
 @_errors_to_exit
 def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
-             fmt, overwrite, quiet):
+             fmt, overwrite, truncation, quiet):
     """Generate N images into folder OUT."""
     from ._files import check_new_file
     from ._images import save_grid
     from ._model import load
     from ._writer import write_images
 
+    psi = _parse_truncation(truncation)
     _sigterm_as_interrupt()
     _quiet_onnxruntime()
     generator = load(model, device=device)
@@ -203,10 +222,10 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
     with _Progress(n, "generating", hidden=quiet or n < 1000) as bar:
         result = write_images(generator, n, out, seed, labels=labels,
                               batch_size=batch_size, fmt=fmt, overwrite=overwrite,
-                              progress=bar.update)
+                              progress=bar.update, truncation=psi)
     if grid:
-        save_grid(generator.generate(min(n, 100), seed, batch_size=batch_size, labels=labels),
-                  grid, columns=10)
+        save_grid(generator.generate(min(n, 100), seed, batch_size=batch_size, labels=labels,
+                                     truncation=psi), grid, columns=10)
     what = f"{n} images as PNG files" if fmt == "png" else "images.npy"
     if result.written == 0:
         done = f"{out} already holds this run ({what}): nothing to do"
@@ -215,7 +234,8 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
     else:
         done = f"wrote {result.written} images to {out}"
     if not quiet:
-        click.echo(f"{done} (model {generator.name}, seed {seed}, "
+        truncated = "" if psi is None else f", truncation {psi}"
+        click.echo(f"{done} (model {generator.name}, seed {seed}{truncated}, "
                    f"{generator.providers[0]})", err=True)
     if overwrite and result.others:
         shown = ", ".join(result.others[:5]) + (", ..." if len(result.others) > 5 else "")
