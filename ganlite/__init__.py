@@ -22,6 +22,7 @@ from ._images import load_png_folder, make_grid, save_grid, save_png
 from ._interpolate import label_walk, save_animation, walk
 from ._model import Batch, Generator, LabelCycle, list_models, load, read_card
 from ._registry import DEFAULT_MODEL
+from ._runs import iter_run, read_run
 from ._writer import WriteResult, write_images
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     # images out
     "write_images", "WriteResult", "save_png", "save_grid", "make_grid",
     "walk", "label_walk", "save_animation",
+    # runs read back (single or sharded)
+    "read_run", "iter_run",
     # quality
     "evaluate", "Evaluator", "EvaluationReport", "load_png_folder",
     # errors

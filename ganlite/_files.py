@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +21,7 @@ from ._errors import OutputError, UsageError, describe
 
 _TMP = re.compile(r"^\.(?P<target>.+)\.(?:ganlite-(?:\d+|partial)|\d+)\.tmp$")
 LOCK_NAME = ".ganlite.lock"
+SHARED_HOLDER = "shards"   # what shared holders write into the lock file
 
 
 def as_path(value: object, what: str) -> Path:
@@ -351,11 +353,20 @@ def _size(n: int) -> str:
 class FolderLock:
     """An exclusive lock on an output folder (flock on its `.ganlite.lock`): one writer at
     a time. The kernel releases it when the process dies, so a killed run never blocks the
-    next one. The lock file stays in the folder (removing it would race other openers)."""
+    next one. The lock file stays in the folder (removing it would race other openers).
 
-    def __init__(self, folder: Path, name: str = LOCK_NAME):
+    `name` picks another lock file in the folder (a shard's own lock); `shared` takes a
+    shared lock instead (the shards of one run hold the folder's lock together, which keeps
+    out an exclusive holder: a non-sharded run); `wait` seconds retries a held lock before
+    giving up (for locks held only a moment); `busy` replaces the start of the message
+    when the lock is held.
+    """
+
+    def __init__(self, folder: Path, name: str = LOCK_NAME, *, shared: bool = False,
+                 wait: float = 0.0, busy: str | None = None):
         self.folder = folder
         self.path = folder / name
+        self.shared, self.wait, self.busy = shared, wait, busy
         self._fd: int | None = None
 
     def __enter__(self) -> FolderLock:
@@ -363,24 +374,43 @@ class FolderLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise os_error(self.folder, e, "cannot write in folder") from None
+        mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except OSError as e:
+                held = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                if held and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                if held:
+                    raise OutputError(self._busy_message(holder)) from None
+                raise os_error(self.folder, e, "cannot lock folder") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                who = f" (process {holder})" if holder.isdigit() else ""
-                raise OutputError(f"{self.folder}: another ganlite run is writing into this "
-                                  f"folder{who}; wait for it to finish or choose another "
-                                  f"folder") from None
-            raise os_error(self.folder, e, "cannot lock folder") from None
-        try:
+            # The holder's pid, for the message of a run that finds the lock held; shared
+            # holders all write the same word instead of racing to write their pids.
             os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            os.pwrite(fd, (SHARED_HOLDER if self.shared else str(os.getpid())).encode(), 0)
         except OSError:
-            pass  # the pid is only for the message of a run that finds the folder locked
+            pass
         self._fd = fd
         return self
+
+    def _busy_message(self, holder: str) -> str:
+        if holder.isdigit():
+            who = f" (process {holder})"
+        elif holder == SHARED_HOLDER:
+            who = " (the shards of a sharded run)"
+        else:
+            who = ""
+        if self.busy is not None:
+            return f"{self.busy}{who}"
+        return (f"{self.folder}: another ganlite run is writing into this folder{who}; wait "
+                f"for it to finish or choose another folder")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -18,6 +18,8 @@ from ._evaluate import MAX_SAMPLES
 from ._interpolate import MAX_FRAMES
 from ._model import MAX_BATCH_SIZE, LabelCycle
 from ._providers import DEVICES
+from ._shards import MAX_SHARDS as _MAX_SHARDS
+from ._shards import shard_range as _shard_range
 from .latents import MAX_TRUNCATION, check_truncation
 
 
@@ -202,10 +204,13 @@ def _parse_truncation(text: str | None) -> float | None:
               help=f"Truncation trick: latent values beyond +-PSI redrawn within it "
                    f"(0 < PSI <= {MAX_TRUNCATION:g}; smaller: more typical, less "
                    f"varied images). Default: off.")
+@click.option("--shard", default=None, metavar="I/K",
+              help="Write only shard I of K of this run (I counts from 0: 0/16 ... 15/16); "
+                   "the K shards may run at once into one --out.")
 @quiet_option
 @_errors_to_exit
 def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
-             fmt, overwrite, truncation, quiet):
+             fmt, overwrite, truncation, shard, quiet):
     """Generate N images into folder OUT."""
     from ._files import check_new_file
     from ._images import save_grid
@@ -214,25 +219,31 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
 
     psi = _parse_truncation(truncation)
     _sigterm_as_interrupt()
+    shard = _parse_shard(shard)
     _quiet_onnxruntime()
     generator = load(model, device=device)
     labels = _parse_classes(generator, digits, class_names, balanced)
     if grid:
         check_new_file(grid, "grid file")
-    with _Progress(n, "generating", hidden=quiet or n < 1000) as bar:
+    count = n if shard is None else len(range(*_shard_range(n, *shard)))
+    with _Progress(count, "generating", hidden=quiet or count < 1000) as bar:
         result = write_images(generator, n, out, seed, labels=labels,
                               batch_size=batch_size, fmt=fmt, overwrite=overwrite,
-                              progress=bar.update, truncation=psi)
+                              progress=bar.update, truncation=psi, shard=shard)
     if grid:
         save_grid(generator.generate(min(n, 100), seed, batch_size=batch_size, labels=labels,
                                      truncation=psi), grid, columns=10)
     what = f"{n} images as PNG files" if fmt == "png" else "images.npy"
+    if shard is not None:
+        what = (f"shard {shard[0]} of {shard[1]}: images {result.indices.start}-"
+                f"{result.indices.stop - 1}" + ("" if fmt == "png" else ", npy parts"))
     if result.written == 0:
         done = f"{out} already holds this run ({what}): nothing to do"
-    elif result.resumed_at:
+    elif result.resumed_at > result.indices.start:
         done = f"resumed at image {result.resumed_at}: wrote {result.written} images to {out}"
     else:
-        done = f"wrote {result.written} images to {out}"
+        done = f"wrote {result.written} images to {out}" + \
+            (f" ({what})" if shard is not None else "")
     if not quiet:
         truncated = "" if psi is None else f", truncation {psi}"
         click.echo(f"{done} (model {generator.name}, seed {seed}{truncated}, "
@@ -241,6 +252,17 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
         shown = ", ".join(result.others[:5]) + (", ..." if len(result.others) > 5 else "")
         click.echo(f"left {len(result.others)} file(s) ganlite did not write in {out}: "
                    f"{shown}", err=True)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    """--shard I/K -> (I, K), I counted from 0 (a job array's task index)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]) <= _MAX_SHARDS:
+        raise UsageError(f"--shard {text!r}: expected I/K, shard I of K counted from 0 "
+                         f"(0 <= I < K <= {_MAX_SHARDS}), e.g. 3/16")
+    return int(match[1]), int(match[2])
 
 
 @main.command()
