@@ -10,6 +10,11 @@ bench/judges/DATASET-judge2.onnx (+ .npz reference statistics of the test set), 
 measures both judges on real data: test accuracy per class (the bar for generated
 images' on-label rates) and the real-data floor (FCD, precision, recall of 10,000 training
 images against the test set). Writes bench/results/judges-DATASET.json and .md.
+
+    ... bench/judge.py --dataset mnist --models mnist-cdcgan [runs/x/x.onnx ...]
+
+judges generators with both (3 seeds x 10,000 samples), every class's on-label rate beside
+each judge's real per-class accuracy: bench/results/judged-NAME.json and .md.
 """
 from __future__ import annotations
 
@@ -62,13 +67,49 @@ def measure(evaluator: ganlite.Evaluator, test: tuple, train: tuple) -> dict:
                       "recall": round(floor.recall, 4)}}
 
 
+def judge_models(models: list[str], dataset: str, short: str) -> None:
+    """Both judges on each model (3 seeds x 10,000 samples): the on-label rate of every
+    class beside each judge's accuracy on real test images of that class."""
+    from bench.ablation import judge
+
+    bars = json.loads((ROOT / "bench" / "results" / f"judges-{short}.json").read_text())
+    names = ganlite.datasets.DATASETS[dataset].class_names
+    for model in models:
+        rows = {"judge-1": judge(model, None, dataset),
+                "judge-2": judge(model, judge2_path(short), dataset)}
+        stem = Path(model).stem
+        out = ROOT / "bench" / "results" / f"judged-{stem}.json"
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        lines = [f"# {stem}: both judges", "",
+                 f"`PYTHONPATH=. .venv-train/bin/python bench/judge.py --dataset {dataset} "
+                 f"--models {model}`; means over sample seeds 0-2, 10,000 samples each", "",
+                 "| judge | FCD (floor) | precision | recall |", "|---|---|---|---|"]
+        for j, r in rows.items():
+            lines.append(f"| {j} | {r['fcd']} ({bars[j]['floor']['fcd']}) | {r['precision']} "
+                         f"| {r['recall']} |")
+        lines += ["", "| class | " + " | ".join(map(str, names)) + " |",
+                  "|---|" + "---|" * len(names)]
+        for j, r in rows.items():
+            lines.append(f"| on-label, {j} | " + " | ".join(f"{a:.2%}" for a in r["on_label"])
+                         + " |")
+            lines.append(f"| real test accuracy, {j} | " + " | ".join(
+                f"{a:.2%}" for a in bars[j]["per_class_accuracy"]) + " |")
+        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="judge these generators with both judges instead")
     args = parser.parse_args()
     short = "mnist" if args.dataset == "mnist" else "fashion"
     print(cpu(with_load=True), flush=True)
+    if args.models:
+        judge_models(args.models, args.dataset, short)
+        return 0
     model = train_judge2(args.dataset, args.data, short)
     test = load_dataset(args.dataset, "test", args.data)
     train = load_dataset(args.dataset, "train", args.data)
