@@ -196,8 +196,10 @@ def _parse_truncation(text: str | None) -> float | None:
 @click.option("--balanced", is_flag=True, help="Cycle through all classes, n/10 each.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save the first 100 images as one grid PNG.")
-@click.option("--format", "fmt", type=click.Choice(["png", "npy"]), default="png",
-              show_default=True, help="png files, or one images.npy for bulk use.")
+@click.option("--format", "fmt", type=click.Choice(["png", "npy", "parquet"]), default="png",
+              show_default=True,
+              help="png files, or one images.npy for bulk use; --engine ray: npy parts, "
+                   "or parquet.")
 @click.option("--overwrite", is_flag=True,
               help="Replace another run's files in --out (other files are left alone).")
 @click.option("--truncation", default=None, metavar="PSI",
@@ -207,10 +209,14 @@ def _parse_truncation(text: str | None) -> float | None:
 @click.option("--shard", default=None, metavar="I/K",
               help="Write only shard I of K of this run (I counts from 0: 0/16 ... 15/16); "
                    "the K shards may run at once into one --out.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="ray: Ray Data actors (needs ganlite[ray]) on the cluster of RAY_ADDRESS "
+                   "or a new local instance; --out may be a URI (s3://bucket/path).")
 @quiet_option
 @_errors_to_exit
 def generate(n, out, seed, model, device, batch_size, digits, class_names, balanced, grid,
-             fmt, overwrite, truncation, shard, quiet):
+             fmt, overwrite, truncation, shard, engine, quiet):
     """Generate N images into folder OUT."""
     from ._files import check_new_file
     from ._images import save_grid
@@ -218,8 +224,14 @@ def generate(n, out, seed, model, device, batch_size, digits, class_names, balan
     from ._writer import write_images
 
     psi = _parse_truncation(truncation)
-    _sigterm_as_interrupt()
     shard = _parse_shard(shard)
+    if engine == "ray" or fmt == "parquet":
+        if shard is not None:
+            raise UsageError("--shard is for the local engine: --engine ray spreads one run "
+                             "over the Ray cluster itself")
+        return _generate_on_ray(engine, n, out, seed, model, device, digits, class_names,
+                                balanced, grid, fmt, overwrite, psi, quiet)
+    _sigterm_as_interrupt()
     _quiet_onnxruntime()
     generator = load(model, device=device)
     labels = _parse_classes(generator, digits, class_names, balanced)
@@ -263,6 +275,53 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
         raise UsageError(f"--shard {text!r}: expected I/K, shard I of K counted from 0 "
                          f"(0 <= I < K <= {_MAX_SHARDS}), e.g. 3/16")
     return int(match[1]), int(match[2])
+
+
+def _generate_on_ray(engine, n, out, seed, model, device, digits, class_names, balanced,
+                     grid, fmt, overwrite, psi, quiet):
+    """`generate --engine ray`: ganlite.ray.write, after refusing what it cannot do."""
+    from ._files import check_new_file
+    from ._images import save_grid
+    from ._model import load
+
+    if engine != "ray":
+        raise UsageError(f"--format {fmt} needs --engine ray (the local engine writes png "
+                         f"or npy)")
+    if overwrite:
+        raise UsageError("--overwrite is for the local engine: --engine ray writes into a "
+                         "new or empty --out only")
+    if device not in ("auto", "cpu"):
+        raise UsageError(f"--engine ray runs every actor on one CPU; --device {device} is "
+                         f"for the local engine")
+    from . import ray as ganlite_ray  # UsageError naming the extra when Ray is missing
+
+    _sigterm_as_interrupt()
+    _quiet_onnxruntime()
+    generator = load(model, device="cpu")
+    labels = _parse_classes(generator, digits, class_names, balanced)
+    if grid:
+        check_new_file(grid, "grid file")
+    ganlite_ray._check_output(out)   # before Ray starts: a refusal costs nothing
+    try:
+        with ganlite_ray._stderr_to_file() as log:
+            try:
+                ganlite_ray._init_quietly()
+                result = ganlite_ray.write(n, out, fmt=fmt, seed=seed, model=generator.path,
+                                           labels=labels, truncation=psi)
+            except GanliteError as e:
+                if log.stat().st_size:
+                    raise type(e)(f"{e} (Ray's messages: {log})") from None
+                raise
+    except KeyboardInterrupt:
+        _fail(f"\nInterrupted: {out} holds an incomplete run (it has no "
+              f".ganlite-run.json); remove it and run again.", 130, prefix="")
+    if grid:
+        save_grid(generator.generate(min(n, 100), seed, labels=labels, truncation=psi), grid,
+                  columns=10)
+    if not quiet:
+        truncated = "" if psi is None else f", truncation {psi}"
+        click.echo(f"wrote {result.n} images to {out} as {result.files} {fmt} file(s) on Ray "
+                   f"(model {generator.name}, seed {seed}{truncated})", err=True)
 
 
 @main.command()
