@@ -5,7 +5,8 @@
 #    resume, train -> export -> parity -> generate on the real fixture in tests/data;
 # 2. a runtime-only environment (the ganlite wheel + test tools, no TensorFlow): the
 #    runtime tests, against the installed wheel, including generating from the models
-#    that step 1 exported.
+#    that step 1 exported;
+# 3. the ray extra (ganlite[ray]) in a venv of its own: tests/test_ray.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -34,3 +35,11 @@ echo "== lint (ruff) and types (mypy, on ganlite/)"
 .venv-runtime/bin/mypy
 # The pytest script, not `python -m pytest`: the checkout must not shadow the wheel.
 GANLITE_RUNTIME_ONLY=1 .venv-runtime/bin/pytest -m "not train" -p no:cacheprovider -q tests
+
+# The ray extra in its own venv (Ray is ~600 MB): the main runtime venv stays as it is.
+# tests/test_ray.py starts a local Ray instance (2 CPUs); about 3 minutes with the install.
+echo "== the ray extra (.venv-ray: ganlite[ray], tests/test_ray.py)"
+rm -rf .venv-ray
+"$PYTHON" -m venv .venv-ray
+.venv-ray/bin/pip install -q ".[dev,ray]"
+GANLITE_RUNTIME_ONLY=1 .venv-ray/bin/pytest -p no:cacheprovider -q tests/test_ray.py
