@@ -1,22 +1,23 @@
 """The Ray path (`ganlite generate --engine ray`) against the single process, on this
 machine, and the figures behind the 100-node estimate.
 
-    PYTHONPATH=. .venv-ray/bin/python bench/ray_rate.py              # ~15 minutes on 2 cores
+    PYTHONPATH=. .venv-ray/bin/python bench/ray_rate.py              # ~25 minutes on 2 cores
     PYTHONPATH=. .venv-ray/bin/python bench/ray_rate.py --quick      # small n, a smoke run
 
 Needs the ray extra (`pip install '.[ray]'`). Prints the CPU model, its AVX-512/VNNI/AMX
 flags and the load average (a shared machine moves every figure: read the ratios, which
 come from one interleaved run). Measures:
   1. cold: the CLI as fresh processes, `generate --format npy` (local) against
-     `generate --engine ray --format npy` (a new local Ray instance each time, its start
-     included), interleaved, --rounds times, N images; the same with PNG at --png-n;
+     `generate --engine ray --format npy` (a new local Ray instance, its start included),
+     once each, N images;
   2. warm: the same commands against a Ray instance that is already running (this
-     process's, passed as RAY_ADDRESS), again interleaved with the local run: what a
-     running cluster adds per image;
+     process's, passed as RAY_ADDRESS), interleaved with the local run --rounds times,
+     npy and parquet at N, PNG at --png-n: what a running cluster adds per image;
   3. Ray's own costs on the warm instance, without inference: a no-op actor class that
-     returns 784-byte images (the object-store traffic of an image) over the same number
-     of rows, at Ray batches of 64 and of 4,096: Ray's cost per image, and per Ray batch
-     (one actor call and its scheduling);
+     returns 784-byte images (the object-store traffic of an image): at Ray batches of
+     4,096 over N and N/4 rows (the difference: Ray's cost per image; the rest: a job's
+     fixed cost), and at batches of 64 over N rows (the difference from 4,096: the cost
+     per Ray batch, i.e. one actor call and its scheduling);
   4. the bytes per image of each output format (from the runs' folders).
 Writes bench/results/ray.json and the measured part of bench/results/ray.md (the
 estimate that follows it there is computed from these figures by estimate()).
@@ -102,26 +103,27 @@ def ray_costs(n: int, scratch: Path) -> dict:
     import ganlite.ray as gray
 
     times = {}
-    for batch in (64, 4096):
-        dataset = ray.data.range(n).map_batches(
+    for rows, batch in ((n, 4096), (n // 4, 4096), (n, 64)):
+        dataset = ray.data.range(rows).map_batches(
             _NoOp, batch_size=batch, num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
-        out = scratch / f"noop-{batch}"
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=os.cpu_count()))
+        out = scratch / f"noop-{rows}-{batch}"
         started = time.perf_counter()
         dataset.write_datasink(gray._NpyDatasink(str(out), dataset_uuid=dataset._uuid))
-        times[batch] = time.perf_counter() - started
-        print(f"  no-op actor, Ray batches of {batch:>5}: {times[batch]:.1f} s for {n:,} rows",
-              flush=True)
-    batches = {b: -(-n // b) for b in times}
-    per_batch = (times[64] - times[4096]) / (batches[64] - batches[4096])
-    per_image = max(times[4096] - per_batch * batches[4096], 0.0) / n
-    return {"rows": n, "seconds": {str(b): round(t, 2) for b, t in times.items()},
-            "per_batch_ms": round(per_batch * 1e3, 3), "per_image_us": round(per_image * 1e6, 2)}
+        times[rows, batch] = time.perf_counter() - started
+        print(f"  no-op actor, {rows:>8,} rows in Ray batches of {batch:>5}: "
+              f"{times[rows, batch]:.1f} s", flush=True)
+    per_image = (times[n, 4096] - times[n // 4, 4096]) / (n - n // 4)
+    fixed = times[n, 4096] - per_image * n
+    per_batch = (times[n, 64] - times[n, 4096]) / (-(-n // 64) - -(-n // 4096))
+    return {"seconds": {f"{r} rows, batch {b}": round(t, 2) for (r, b), t in times.items()},
+            "per_image_us": round(per_image * 1e6, 2), "job_fixed_s": round(fixed, 2),
+            "per_batch_ms": round(per_batch * 1e3, 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=200_000, help="images of the npy runs")
+    parser.add_argument("--n", type=int, default=100_000, help="images of the npy runs")
     parser.add_argument("--png-n", type=int, default=20_000, help="images of the PNG runs")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="n 20,000, png 2,000, 1 round")
@@ -139,21 +141,18 @@ def main() -> None:
                     "png_n": args.png_n, "rounds": args.rounds}
     try:
         no_cluster = {"RAY_ADDRESS": ""}
-        print(f"cold: fresh processes, a new Ray instance per Ray run; {args.n:,} images npy",
-              flush=True)
+        print(f"cold: fresh processes, a new Ray instance for the Ray run; {args.n:,} "
+              f"images npy", flush=True)
         report["cold_npy"] = interleaved(
             {"local": ["--format", "npy"], "ray": ["--engine", "ray", "--format", "npy"]},
-            args.n, args.rounds, scratch, {"ray": no_cluster})
-        print(f"cold: {args.png_n:,} images png", flush=True)
-        report["cold_png"] = interleaved(
-            {"local-png": [], "ray-png": ["--engine", "ray"]},
-            args.png_n, args.rounds, scratch, {"ray-png": no_cluster})
+            args.n, 1, scratch, {"ray": no_cluster})
 
         started = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
         report["ray_init_s"] = round(time.perf_counter() - started, 1)
         ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         address = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
         print(f"warm: Ray already running (ray.init took {report['ray_init_s']} s here)",
               flush=True)
@@ -184,13 +183,11 @@ def summarize(report: dict) -> dict:
     def median_wall(runs: list[dict]) -> float:
         return statistics.median(r["wall_s"] for r in runs)
 
-    cold, cold_png = report["cold_npy"], report["cold_png"]
+    cold = report["cold_npy"]
     warm, warm_png = report["warm_npy"], report["warm_png"]
     n = report["n"]
     out = {
         "cold_npy_ray_over_local": round(best(cold["ray"]) / best(cold["local"]), 3),
-        "cold_png_ray_over_local": round(best(cold_png["ray-png"]) / best(cold_png["local-png"]),
-                                         3),
         "warm_npy_ray_over_local": round(best(warm["ray-w"]) / best(warm["local-w"]), 3),
         "warm_parquet_ray_over_local": round(best(warm["ray-w-pq"]) / best(warm["local-w"]), 3),
         "warm_png_ray_over_local": round(best(warm_png["ray-w-png"])
@@ -201,9 +198,9 @@ def summarize(report: dict) -> dict:
             "local npy": round(cold["local"][0]["bytes"] / n, 1),
             "ray npy": round(cold["ray"][0]["bytes"] / n, 1),
             "ray parquet": round(warm["ray-w-pq"][0]["bytes"] / n, 1),
-            "png (files, not blocks)": round(cold_png["ray-png"][0]["bytes"]
+            "png (files, not blocks)": round(warm_png["ray-w-png"][0]["bytes"]
                                              / report["png_n"], 1)},
-        "images_per_s": {name: best(runs) for group in (cold, cold_png, warm, warm_png)
+        "images_per_s": {name: best(runs) for group in (cold, warm, warm_png)
                          for name, runs in group.items()},
     }
     return out

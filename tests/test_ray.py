@@ -130,6 +130,13 @@ def test_dataset_equals_the_single_process(gray):
     np.testing.assert_array_equal(rows["label"], labels)
 
 
+def test_truncation_as_the_single_process(gray):
+    rows = _rows(gray.generate(100, seed=8, truncation=0.5, batch_size=30))
+    np.testing.assert_array_equal(rows["image"],
+                                  ganlite.load().generate(100, seed=8, truncation=0.5))
+    assert not np.array_equal(rows["image"], ganlite.load().generate(100, seed=8))
+
+
 def test_any_rows_in_any_order_give_the_same_bytes(gray, ray_instance):
     """The actor's class on rows as Ray may hand them: runs broken anywhere, out of order,
     longer than one onnxruntime call."""
@@ -167,6 +174,7 @@ def test_unconditional_model_has_no_label_column(gray):
     ({"concurrency": (2, 1)}, "concurrency must be"),
     ({"concurrency": 0}, "concurrency must be"),
     ({"batch_size": 0}, "batch_size must be"),
+    ({"truncation": 0}, "truncation must be"),
     ({"model": "no-such-model"}, "unknown model"),
 ])
 def test_bad_arguments_are_usage_errors_before_ray_runs(gray, kwargs, message):
