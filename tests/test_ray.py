@@ -78,6 +78,7 @@ def test_the_base_cli_never_imports_ray(tmp_path):
     (["--format", "parquet"], "--format parquet needs --engine ray"),
     (["--engine", "ray", "--overwrite"], "--overwrite is for the local engine"),
     (["--engine", "ray", "--device", "cuda"], "--device cuda is for the local engine"),
+    (["--engine", "ray", "--shard", "0/2"], "--shard is for the local engine"),
 ])
 def test_combinations_that_make_no_sense_exit_2(cli, tmp_path, args, message):
     result = cli("generate", "--n", 5, "--out", tmp_path / "out", *args)
