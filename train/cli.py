@@ -22,6 +22,7 @@ from .config import (
     LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
+    STRATEGIES,
     ClassifierConfig,
     GanConfig,
 )
@@ -100,6 +101,14 @@ def _gan_options(func):
         _opt(GanConfig, "seed", "Seed of everything random: same seed, same run.",
              type=int),
         _opt(GanConfig, "jit_compile", "XLA-compile the train step.", is_flag=True),
+        _opt(GanConfig, "strategy", "tf.distribute strategy: default (one device), "
+                                    "mirrored (the devices of this machine), multi-worker "
+                                    "(several machines, set up by TF_CONFIG). The batch is "
+                                    "split evenly across replicas.",
+             type=click.Choice(STRATEGIES)),
+        _opt(GanConfig, "devices", "Replicas of --strategy mirrored: N GPUs (0: all), or "
+                                   "on a machine without GPU N logical devices split from "
+                                   "the CPU (for testing).", type=int),
     ]
     for option in reversed(options):
         func = option(func)

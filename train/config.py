@@ -27,6 +27,10 @@ LR_SCHEDULES = ("constant", "linear", "cosine")  # decay to 0 at the last step
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 MAX_WIDTH = 8.0
 CLASSIFIER_ARCHITECTURES = ("cnn", "gap")
+# tf.distribute strategies (train/distribute.py): one device, the devices of one machine,
+# several machines (TF_CONFIG).
+STRATEGIES = ("default", "mirrored", "multi-worker")
+MAX_DEVICES = 4096
 MAX_SEED = 2**32 - 1            # keras.utils.set_random_seed seeds numpy: 32 bits
 MAX_FCD_SAMPLES = 1_000_000     # what ganlite's evaluator judges at once
 
@@ -156,6 +160,8 @@ class GanConfig:
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
     seed: int = 0
     jit_compile: bool = False
+    strategy: str = "default"          # default | mirrored | multi-worker
+    devices: int = 0                   # mirrored: replicas (0 = every GPU); see distribute.py
 
     def __post_init__(self) -> None:
         c = _Checks(self)
@@ -189,6 +195,15 @@ class GanConfig:
         c.int("fcd_samples", 2, MAX_FCD_SAMPLES, allowed=(0,))
         c.int("seed", 0, MAX_SEED)
         c.bool("jit_compile")
+        c.choice("strategy", STRATEGIES)
+        c.int("devices", 0, MAX_DEVICES)
+        if self.devices and self.strategy != "mirrored":
+            raise ConfigError(f"devices (--devices) {self.devices} needs strategy "
+                              f"(--strategy) mirrored, got {self.strategy}")
+        if self.devices and self.batch_size % self.devices:
+            raise ConfigError(f"batch_size (--batch-size) {self.batch_size} must be a "
+                              f"multiple of devices (--devices) {self.devices}: each "
+                              f"replica takes an equal share of the batch")
         if self.steps % self.sample_every:
             raise ConfigError(f"steps (--steps) {self.steps} must be a multiple of "
                               f"sample_every (--sample-every) {self.sample_every}")

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from .augment import diff_augment
+from .distribute import in_global_batch, replica_rows, replica_share
 
 LOSSES = ("ns", "hinge")
 # First halves of the stateless seeds of the augmentations: disjoint from the latents'
@@ -66,11 +67,15 @@ class GAN(keras.Model):
     def _inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
-    def _disc(self, images, labels, step, call: int):
+    def _disc(self, images, labels, step, call: int, slot=None):
         if self.augment:
             seed = tf.stack([tf.constant(_AUGMENT_SALT * (call + 1), tf.int64)
                              + tf.cast(self.seed, tf.int64), step])
-            images = diff_augment(images, self.augment, seed)
+            if slot is None:
+                images = diff_augment(images, self.augment, seed)
+            else:   # a replica's rows of the whole batch's augmentation
+                images = in_global_batch(
+                    lambda x: diff_augment(x, self.augment, seed), images, slot)
         return self.discriminator(self._inputs(images, labels), training=True)
 
     def _d_loss(self, real_logits, fake_logits):
@@ -84,42 +89,49 @@ class GAN(keras.Model):
             return -tf.reduce_mean(fake_logits)
         return tf.reduce_mean(tf.nn.softplus(-fake_logits))
 
-    def _latents(self, batch, step, salt):
+    def _latents(self, batch, step, salt, slot=None):
         seed = tf.stack([tf.cast(self.seed, tf.int64), step * 2 + salt])
+        if slot is not None:    # one replica's rows of the whole batch's latents
+            return replica_rows(seed, batch, self.latent_dim, slot)
         return tf.random.stateless_normal((batch, self.latent_dim), seed=seed)
 
     def train_step(self, data):
-        real_images, labels, step = data
+        # Under a tf.distribute strategy (train/distribute.py) a 4th item says which
+        # slice of the global batch this replica holds.
+        real_images, labels, step = data[:3]
+        slot = data[3] if len(data) > 3 else None
         batch = tf.shape(real_images)[0]
         step = tf.cast(step, tf.int64)
 
-        z = self._latents(batch, step, 0)
+        z = self._latents(batch, step, 0, slot)
         fake_images = self.generator(self._inputs(z, labels), training=True)
         with tf.GradientTape() as tape:
             if self.r1_gamma:
                 # R1: gamma/2 * E ||grad_x D(x)||^2 on (augmented) real images.
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(real_images)
-                    real_logits = self._disc(real_images, labels, step, 0)
+                    real_logits = self._disc(real_images, labels, step, 0, slot)
                     logit_sum = tf.reduce_sum(real_logits)
                 slopes = r1_tape.gradient(logit_sum, real_images)
                 penalty = 0.5 * self.r1_gamma * tf.reduce_mean(
                     tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
             else:
-                real_logits = self._disc(real_images, labels, step, 0)
+                real_logits = self._disc(real_images, labels, step, 0, slot)
                 penalty = 0.0
-            fake_logits = self._disc(fake_images, labels, step, 1)
+            fake_logits = self._disc(fake_images, labels, step, 1, slot)
             d_loss = self._d_loss(real_logits, fake_logits)
             d_total = d_loss + penalty if self.r1_gamma else d_loss
-        grads = tape.gradient(d_total, self.discriminator.trainable_variables)
+            d_share = replica_share(d_total)    # d_total itself on one device
+        grads = tape.gradient(d_share, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(
             zip(grads, self.discriminator.trainable_variables, strict=True))
 
-        z = self._latents(batch, step, 1)
+        z = self._latents(batch, step, 1, slot)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
-            g_loss = self._g_loss(self._disc(fake_images, labels, step, 2))
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            g_loss = self._g_loss(self._disc(fake_images, labels, step, 2, slot))
+            g_share = replica_share(g_loss)
+        grads = tape.gradient(g_share, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(
             zip(grads, self.generator.trainable_variables, strict=True))
 

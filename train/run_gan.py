@@ -11,6 +11,7 @@ Run folder layout:
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from ganlite import save_animation
 from ganlite.pixels import to_uint8, to_unit_range
 
 from . import data as datasets
+from . import distribute
 from .callbacks import RunLogger, load_checkpoint, truncate_csv
 from .config import GanConfig
 from .errors import ConfigError, NonFiniteLoss, TrainError
@@ -99,7 +101,7 @@ class Sampler:
             z = rng.standard_normal((n, z.shape[1]), dtype=np.float32)
             labels = rng.integers(0, max(self.classes, 1), n).astype(np.int32)
         inputs = [z, labels] if self.classes else z
-        out = self.gan.ema_generator.predict(inputs, batch_size=500, verbose=0)
+        out = distribute.predict(self.gan.ema_generator, inputs, batch_size=500)
         return to_uint8(out[..., 0])
 
 
@@ -125,11 +127,24 @@ class FcdMonitor:
 
 def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     """Train (or resume) a run; return the path of the final generator.keras."""
-    run_dir = config.out
-    ckpt_path = run_dir / "checkpoint.npz"
+    where = distribute.placement(config)
+    if where.chief:
+        return _train(config, resume, evaluator, where, config.out)
+    # Another worker of a multi-worker run: the same work, written to a scratch folder.
+    scratch = distribute.scratch_folder(where)
+    try:
+        _train(config, resume, None, where, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return config.out / "generator.keras"
+
+
+def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placement,
+           run_dir: Path) -> Path:
+    ckpt_path = config.out / "checkpoint.npz"     # resume: every worker reads the chief's
     if resume:
         if not ckpt_path.exists():
-            raise TrainError(f"{run_dir}: no checkpoint.npz to resume from")
+            raise TrainError(f"{config.out}: no checkpoint.npz to resume from")
     elif (run_dir / "run.json").exists():
         raise TrainError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                          f"continue it, or choose another --out")
@@ -146,6 +161,7 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     import keras
     import tensorflow as tf
 
+    strategy = distribute.make_strategy(config, where)    # before TensorFlow starts
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -153,18 +169,20 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     from .models import build_gan_pair
 
     num_classes = config.num_classes
-    generator, discriminator = build_gan_pair(
-        config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
-        g_width=config.g_width, d_width=config.d_width)
-    gan = GAN(generator, discriminator, config.latent_dim, num_classes,
-              seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
-              r1_gamma=config.r1_gamma, augment=config.augment_policy)
-    gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
-                                       config.lr_schedule, config.steps),
-                g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1,
-                                       config.lr_schedule, config.steps),
-                jit_compile=config.jit_compile)
-    gan.build_optimizers()
+    with distribute.scope(strategy):
+        generator, discriminator = build_gan_pair(
+            config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
+            g_width=config.g_width, d_width=config.d_width)
+        gan = GAN(generator, discriminator, config.latent_dim, num_classes,
+                  seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
+                  r1_gamma=config.r1_gamma, augment=config.augment_policy)
+        gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
+                                           config.lr_schedule, config.steps),
+                    g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1,
+                                           config.lr_schedule, config.steps),
+                    jit_compile=config.jit_compile)
+        gan.build_optimizers()
+    distribute.prepare(gan, strategy)
 
     start_step = 0
     try:
@@ -176,12 +194,13 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
         start_step = load_checkpoint(ckpt_path, gan)
         truncate_csv(run_dir / "metrics.csv", start_step)
         truncate_csv(run_dir / "fcd.csv", start_step)
-        print(f"resuming {run_dir} from step {start_step}", file=sys.stderr)
-    else:
+        print(f"resuming {config.out} from step {start_step}", file=sys.stderr)
+        distribute.check_resume(config.out / "run.json", strategy)
+    if not resume or not where.chief:
         write_json(run_dir / "run.json",
                    {"config": config.to_json(),
                     "versions": versions("tensorflow", "keras", "numpy"),
-                    "train_images": len(images)})
+                    "train_images": len(images), **distribute.record(strategy)})
 
     sampler = Sampler(gan, config)
     fcd = (FcdMonitor(sampler, config, run_dir, evaluator)
@@ -189,7 +208,11 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     logger = RunLogger(config, run_dir, start_step, sampler, fcd)
     if start_step < config.steps:
         t0 = time.monotonic()
-        gan.fit(_batches(images, labels, config, start_step),
+        batches = _batches(images, labels, config, start_step) if strategy is None else \
+            distribute.distribute_batches(
+                lambda: _batches(images, labels, config, start_step), strategy,
+                config.batch_size)
+        gan.fit(batches,
                 epochs=config.steps // config.sample_every,
                 initial_epoch=start_step // config.sample_every,
                 steps_per_epoch=config.sample_every, callbacks=[logger], verbose=0)
@@ -198,6 +221,7 @@ def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
         raise NonFiniteLoss(f"loss became NaN or infinite at step {logger.diverged_at}; "
                             f"the last good state is in {ckpt_path}")
 
+    distribute.check_in_sync(gan, strategy)
     final = run_dir / "generator.keras"
     save_keras(gan.ema_generator, final)
     write_film(run_dir)
