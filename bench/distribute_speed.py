@@ -5,11 +5,13 @@ strategy, in one process, interleaved: default, mirrored, default, mirrored...
 
 Both GANs are built as `python -m train gan` builds them (train/run_gan.py,
 train/distribute.py) and fed by the same input pipeline. Each round fits `--steps` steps;
-its rate is taken between the ends of its first and last step (no tracing, no start-up).
-The ratio is the median over rounds of mirrored/default measured back to back. Two
-logical devices share the same cores, so the split can only cost: this measures the price
-of the tf.distribute machinery (per-replica work, all-reduce, synchronised batch norm),
-not a speed-up. Writes bench/results/distribute.json and .md.
+its rate is taken between the ends of its first and last step (no tracing, no start-up),
+in wall-clock steps/s and in CPU seconds per step (the process's CPU time, all threads:
+what a step costs, whatever share of a busy machine the process gets). The ratios are
+medians over rounds of mirrored/default measured back to back. Two logical devices share
+the same cores: this measures the price of the tf.distribute machinery (per-replica work,
+all-reduce, synchronised batch norm) and any gain from running two replicas' ops at once.
+Writes bench/results/distribute.json (bench/results/distribute.md discusses it).
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def main() -> None:
 
     class Clock(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            self.ends.append(time.perf_counter())
+            self.ends.append((time.perf_counter(), time.process_time()))
 
     def feed(strategy_):
         if strategy_ is None:
@@ -91,27 +93,40 @@ def main() -> None:
     runs = {"default": (build(base, None), None), "mirrored": (build(base, strategy),
                                                               strategy)}
     rates: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_costs: dict[str, list[float]] = {name: [] for name in runs}
+    load_before = os.getloadavg()
     for round_ in range(args.rounds + 1):          # round 0: tracing, warm-up
         for name, (gan, strategy_) in runs.items():
             clock = Clock()
             clock.ends = []
             gan.fit(feed(strategy_), epochs=1, steps_per_epoch=args.steps,
                     callbacks=[clock], verbose=0)
-            rate = (len(clock.ends) - 1) / (clock.ends[-1] - clock.ends[0])
+            (wall0, cpu0), (wall1, cpu1) = clock.ends[0], clock.ends[-1]
+            rate = (len(clock.ends) - 1) / (wall1 - wall0)
+            cost = (cpu1 - cpu0) / (len(clock.ends) - 1)
             if round_:
                 rates[name].append(rate)
-            print(f"round {round_} {name}: {rate:.2f} steps/s", file=sys.stderr)
+                cpu_costs[name].append(cost)
+            print(f"round {round_} {name}: {rate:.2f} steps/s, {cost * 1000:.0f} CPU ms "
+                  f"per step", file=sys.stderr)
     ratios = [m / d for m, d in zip(rates["mirrored"], rates["default"], strict=True)]
+    cost_ratios = [m / d for m, d in zip(cpu_costs["mirrored"], cpu_costs["default"],
+                                         strict=True)]
     command = "PYTHONPATH=. .venv-train/bin/python bench/distribute_speed.py " + \
         shlex.join(sys.argv[1:])
     result = {
-        "command": command, "machine": cpu(), "tensorflow": tf.__version__,
+        "command": command, "machine": cpu(),
+        "load_average_before": [round(x, 1) for x in load_before],
+        "tensorflow": tf.__version__,
         "keras": keras.__version__, "arch": args.arch, "batch_size": args.batch_size,
         "steps_per_round": args.steps, "rounds": args.rounds,
         "default_steps_per_s": rates["default"], "mirrored_steps_per_s": rates["mirrored"],
         "median_default": statistics.median(rates["default"]),
         "median_mirrored": statistics.median(rates["mirrored"]),
         "median_ratio_mirrored_over_default": statistics.median(ratios),
+        "default_cpu_s_per_step": cpu_costs["default"],
+        "mirrored_cpu_s_per_step": cpu_costs["mirrored"],
+        "median_cpu_ratio_mirrored_over_default": statistics.median(cost_ratios),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "distribute.json").write_text(json.dumps(result, indent=2) + "\n")

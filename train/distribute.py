@@ -11,18 +11,22 @@
 
 How a step is split, for both strategies: the global batch (batch_size) is cut into equal
 slices, one per replica. Replica r trains on rows [r*b, (r+1)*b) of the very batch a
-default run uses at that step and on the same rows of the latents a default run draws for
-the whole batch, so replicas see different images and different latents. Each replica
-divides its mean loss by the number of replicas: apply_gradients sums the replicas'
-gradients (Keras's TensorFlow optimizer all-reduces with SUM), which makes the applied
-gradient the gradient of the mean over the global batch, as in a default run.
+default run uses at that step, on the same rows of the latents a default run draws for
+the whole batch, and (DiffAugment) on the same rows of the whole batch's augmentation, so
+replicas see different images, latents and transforms. Each replica divides its loss (a
+mean over its rows, R1 penalty included) by the number of replicas: apply_gradients sums
+the replicas' gradients (Keras's TensorFlow optimizer all-reduces with SUM), which makes
+the applied gradient the gradient of the mean over the global batch, as in a default run.
 BatchNormalization is switched to synchronized statistics (the global batch's mean and
 variance, again as in a default run, and the same moving averages on every replica).
+Spectral norm's power-iteration vector is computed from the mirrored kernel, the same on
+every replica.
 
 So with an architecture without dropout a mirrored step is a default step up to float
-rounding. Dropout is the exception: Keras draws a mask from the layer's seed state, which
-every replica holds the same copy of, so the replicas' masks repeat one another. A
-mirrored run is then its own run (reproducible, but not the default run's numbers).
+rounding (tests/test_distribute.py: 1.2e-7 after 20 steps). Dropout is the exception:
+Keras draws a mask from the layer's seed state, which every replica holds the same copy
+of, so the replicas' masks repeat one another. A mirrored run is then its own run
+(reproducible, but not the default run's numbers).
 
 Everything the train step updates outside the optimizers (the generator's EMA, batch-norm
 moving averages, dropout seeds, the loss trackers) is updated in replica context: mirrored
@@ -30,15 +34,20 @@ variables (aggregation NONE) take each replica's own update, which is the same v
 every replica as long as the replicas agree; `check_in_sync` verifies that at the end.
 The loss trackers are Keras metrics (sync-on-read SUM variables) and Keras averages the
 step's returned losses over replicas.
+
+Two places where Keras 3.15's fit does not fit a GAN under a strategy are worked around
+in `prepare` (each explained there): its symbolic build of the model before a distributed
+fit, and its reduction of the step's outputs under MultiWorkerMirroredStrategy.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +122,31 @@ def scratch_folder(where: Placement) -> Path:
     print(f"{where.task}: writing to scratch folder {folder} (removed at the end); the "
           f"chief writes the run folder", file=sys.stderr, flush=True)
     return folder
+
+
+@contextlib.contextmanager
+def cluster_failures(config: GanConfig) -> Iterator[None]:
+    """For a multi-worker run: a task of the cluster that stops (TensorFlow's coordination
+    service notices the missing heartbeats and aborts the collectives, about 10 s later)
+    becomes one line naming the task and how to continue, instead of a traceback.
+
+    Raises:
+        TrainError: the cluster lost a task.
+    """
+    try:
+        yield
+    except Exception as e:
+        tf = sys.modules.get("tensorflow")
+        if (config.strategy != "multi-worker" or tf is None
+                or not isinstance(e, tf.errors.UnavailableError)):
+            raise
+        # "... The following tasks are unhealthy (stopped sending heartbeats):\n/job:..."
+        listed = re.search(r"unhealthy[^:]*:\s*((?:/job:\S+\s*)+)", str(e))
+        lost = ", ".join(sorted(set(listed.group(1).split()))) if listed else "a task"
+        raise TrainError(f"the cluster lost {lost} (TensorFlow aborted the collective "
+                         f"operations); {config.out}/checkpoint.npz holds the last "
+                         f"snapshot: start every worker again with --resume "
+                         f"{config.out}") from None
 
 
 def _cpu_devices(count: int) -> list[str]:

@@ -128,15 +128,16 @@ class FcdMonitor:
 def train(config: GanConfig, resume: bool = False, evaluator=None) -> Path:
     """Train (or resume) a run; return the path of the final generator.keras."""
     where = distribute.placement(config)
-    if where.chief:
-        return _train(config, resume, evaluator, where, config.out)
-    # Another worker of a multi-worker run: the same work, written to a scratch folder.
-    scratch = distribute.scratch_folder(where)
-    try:
-        _train(config, resume, None, where, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return config.out / "generator.keras"
+    with distribute.cluster_failures(config):
+        if where.chief:
+            return _train(config, resume, evaluator, where, config.out)
+        # Another worker of a multi-worker run: the same work, into a scratch folder.
+        scratch = distribute.scratch_folder(where)
+        try:
+            _train(config, resume, None, where, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return config.out / "generator.keras"
 
 
 def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placement,
