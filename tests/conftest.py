@@ -67,3 +67,25 @@ def pytest_report_header(config):
     return [f"ganlite from {Path(ganlite.__file__).parent}",
             f"tensorflow importable: {has_module('tensorflow')}",
             f"GANLITE_RUNTIME_ONLY={os.environ.get('GANLITE_RUNTIME_ONLY', '')}"]
+
+
+def kill_at_first_checkpoint(args: list, run_dir, env: dict, cwd, steps: int) -> None:
+    """Start `python -m train gan --out run_dir ARGS`, SIGKILL it as soon as its first
+    checkpoint exists, and check it had not finished (the resume tests' interruption)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(run_dir),
+                             *map(str, args)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with np.load(run_dir / "checkpoint.npz") as ckpt:
+        assert int(ckpt["step"]) < steps, "the run finished before it could be killed"

@@ -9,12 +9,10 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import MNIST_SMALL  # noqa: E402
+from conftest import MNIST_SMALL, kill_at_first_checkpoint  # noqa: E402
 from PIL import Image  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
@@ -189,16 +187,7 @@ def test_mirrored_run_is_reproducible(exact_runs, tmp_path):
 def test_mirrored_kill_then_resume_equals_uninterrupted(exact_runs, tmp_path):
     _, straight, _ = exact_runs
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(killed),
-                             *EXACT, *MIRRORED], cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoint.npz").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with np.load(killed / "checkpoint.npz") as ckpt:
-        assert int(ckpt["step"]) < 20, "the run finished before it could be killed"
+    kill_at_first_checkpoint([*EXACT, *MIRRORED], killed, _env(), ROOT, 20)
     result = _train("--resume", killed)
     assert "2 replica(s)" in result.stderr and "note:" not in result.stderr
     assert _same(straight, killed), "resumed weights differ"

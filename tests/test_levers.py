@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import MNIST_SMALL  # noqa: E402
+from conftest import MNIST_SMALL, kill_at_first_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.train
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,16 +221,7 @@ def test_all_levers_resume_exactly_and_export(tmp_path):
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(killed),
-                             *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoint.npz").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with np.load(killed / "checkpoint.npz") as ckpt:
-        assert int(ckpt["step"]) < 30, "the run finished before it could be killed"
+    kill_at_first_checkpoint(args, killed, env, ROOT, 30)
     _train("--resume", killed)
     a, b = _weights(straight), _weights(killed)
     assert all(np.array_equal(a[k], b[k]) for k in a), "resumed weights differ"

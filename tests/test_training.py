@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import MNIST_SMALL  # noqa: E402
+from conftest import MNIST_SMALL, kill_at_first_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,16 +61,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(killed),
-                             *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoint.npz").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with np.load(killed / "checkpoint.npz") as ckpt:
-        assert int(ckpt["step"]) < 60, "the run finished before it could be killed"
+    kill_at_first_checkpoint(args, killed, env, ROOT, 60)
     assert not (killed / "generator.keras").exists()
 
     _train("--resume", killed)
