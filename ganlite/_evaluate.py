@@ -21,6 +21,7 @@ from . import _registry
 from ._errors import ModelError, UsageError, describe
 from ._model import MAX_BATCH_SIZE, Generator, _check_int, open_session, run_checked
 from .datasets import DATASETS
+from .latents import check_truncation
 from .metrics import classifier_score, coverage, frechet_distance, knn_radii
 
 # dataset -> its bundled classifier (defined once, in ganlite.datasets)
@@ -199,18 +200,39 @@ class Evaluator:
 
     def evaluate_generator(self, generator: Generator, n: int = 10_000, seed: int = 0,
                            progress: Callable[[int], None] | None = None,
-                           batch_size: int = 1000) -> EvaluationReport:
+                           batch_size: int = 1000,
+                           truncation: float | None = None) -> EvaluationReport:
+        """Judge n samples of a generator (seed `seed`); for a conditional model also the
+        on-label rate of each class (n // classes samples of each label).
+
+        Args:
+            generator: the model to judge.
+            n: samples, 2 <= n <= MAX_SAMPLES.
+            seed: seed of the samples (the on-label pass uses the same seed per label).
+            progress: called with k as each k images are done (progress_total in all).
+            batch_size: images per onnxruntime call.
+            truncation: None (off) or psi: the truncation trick, as in Generator.batches;
+                applied to every sample, the on-label pass included.
+
+        Raises:
+            UsageError: n, batch_size or truncation out of range.
+            ModelError: the generator or classifier returned something malformed.
+        """
         n = _check_int("n", n, 2, MAX_SAMPLES)
+        truncation = check_truncation(truncation)
         images = np.empty((n, 28, 28), np.uint8)
-        for batch in generator.batches(n, seed, batch_size=batch_size):
+        for batch in generator.batches(n, seed, batch_size=batch_size, truncation=truncation):
             images[batch.start:batch.start + len(batch.images)] = batch.images
             if progress:
                 progress(len(batch.images))
-        report = self.evaluate_images(images, source=f"model {generator.name} (seed {seed})",
-                                      progress=progress, batch_size=batch_size)
+        psi = "" if truncation is None else f", truncation {truncation:g}"
+        report = self.evaluate_images(
+            images, source=f"model {generator.name} (seed {seed}{psi})", progress=progress,
+            batch_size=batch_size)
         if generator.conditional:
             report = dataclasses.replace(report, label_accuracy=self.label_accuracy(
-                generator, _per_class(generator, n), seed, batch_size, progress))
+                generator, _per_class(generator, n), seed, batch_size, progress,
+                truncation=truncation))
         return report
 
     @staticmethod
@@ -222,12 +244,14 @@ class Evaluator:
 
     def label_accuracy(self, generator: Generator, per_class: int = 1000, seed: int = 0,
                        batch_size: int = 1000,
-                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+                       progress: Callable[[int], None] | None = None,
+                       truncation: float | None = None) -> np.ndarray:
         """[classes]: for each class c, the share of `per_class` images generated with
-        label c that the classifier assigns to c (conditional models)."""
+        label c (and `truncation`) that the classifier assigns to c (conditional models)."""
         accuracy = np.empty(generator.num_classes)
         for label in range(generator.num_classes):
-            images = generator.generate(per_class, seed, labels=label, batch_size=batch_size)
+            images = generator.generate(per_class, seed, labels=label, batch_size=batch_size,
+                                        truncation=truncation)
             probs, _ = self.classify(images)
             if progress:
                 progress(len(images))
@@ -255,7 +279,7 @@ def evaluate(model: str | os.PathLike | Generator | None = None, *,
              images: np.ndarray | str | os.PathLike | None = None, n: int = 10_000,
              seed: int = 0, device: str = "auto",
              progress: Callable[[int], None] | None = None, dataset: str | None = None,
-             batch_size: int = 1000) -> EvaluationReport:
+             batch_size: int = 1000, truncation: float | None = None) -> EvaluationReport:
     """Evaluate a generator, or images.
 
     Args:
@@ -270,6 +294,8 @@ def evaluate(model: str | os.PathLike | Generator | None = None, *,
         dataset: with images: whose classifier judges them ("mnist", the default, or
             "fashion_mnist"). Not with a model.
         batch_size: images per onnxruntime call.
+        truncation: models only: None (off) or psi, the truncation trick applied to every
+            sample (see Generator.batches).
 
     Returns:
         An EvaluationReport.
@@ -288,6 +314,8 @@ def evaluate(model: str | os.PathLike | Generator | None = None, *,
         if not isinstance(images, np.ndarray):
             source = f"folder {images}"
             images = load_png_folder(images)
+        if truncation is not None:
+            raise UsageError("truncation goes with a model; images are judged as they are")
         _check_images(images)
         return Evaluator(dataset or "mnist", device=device).evaluate_images(
             images, source, progress, batch_size=batch_size)
@@ -298,4 +326,5 @@ def evaluate(model: str | os.PathLike | Generator | None = None, *,
 
     generator = model if isinstance(model, Generator) else load(model, device=device)
     evaluator = Evaluator(generator.card.get("dataset", "mnist"), device=device)
-    return evaluator.evaluate_generator(generator, n, seed, progress, batch_size=batch_size)
+    return evaluator.evaluate_generator(generator, n, seed, progress, batch_size=batch_size,
+                                        truncation=truncation)

@@ -441,10 +441,13 @@ def list_models(as_json):
 @device_option
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=1000,
               show_default=True, help="Images per onnxruntime call.")
+@click.option("--truncation", default=None, metavar="PSI",
+              help="With a model: judge samples drawn with the truncation trick at PSI "
+                   "(as generate --truncation). Default: off.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @quiet_option
 @_errors_to_exit
-def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet):
+def evaluate(model, images, dataset, n, seed, device, batch_size, truncation, as_json, quiet):
     """FCD, classifier score, class shares, precision and recall of a model or image
     folder."""
     from ._evaluate import Evaluator
@@ -456,6 +459,9 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
     if dataset and not images:
         raise UsageError("--dataset goes with --images; a model is judged by the "
                          "classifier of its card's dataset")
+    psi = _parse_truncation(truncation)
+    if images and psi is not None:
+        raise UsageError("--truncation goes with a model; --images are judged as they are")
     hidden = quiet or as_json
     _quiet_onnxruntime()
     if images:
@@ -470,7 +476,7 @@ def evaluate(model, images, dataset, n, seed, device, batch_size, as_json, quiet
         with _Progress(evaluator.progress_total(generator, n), "evaluating",
                        hidden=hidden or n < 2000) as bar:
             report = evaluator.evaluate_generator(generator, n, seed, bar.update,
-                                                  batch_size=batch_size)
+                                                  batch_size=batch_size, truncation=psi)
     _emit(json.dumps(report.to_dict()) if as_json else report.table())
 
 

@@ -89,3 +89,34 @@ def kill_at_first_checkpoint(args: list, run_dir, env: dict, cwd, steps: int) ->
     proc.wait()
     with np.load(run_dir / "checkpoint.npz") as ckpt:
         assert int(ckpt["step"]) < steps, "the run finished before it could be killed"
+
+
+class FreshVenv:
+    """A new virtual environment with pip, for README's install commands run as a user
+    would run them (tests/test_*_install.py)."""
+
+    def __init__(self, root: Path):
+        import venv
+
+        venv.create(root, with_pip=True)
+        self.root = root
+
+    def run(self, program, *args, **kwargs):
+        """Run bin/PROGRAM (a name in the venv) with ARGS; the CompletedProcess, text."""
+        import subprocess
+
+        return subprocess.run([str(self.root / "bin" / program), *map(str, args)],
+                              capture_output=True, text=True, timeout=900, **kwargs)
+
+    def pip_install(self, *args) -> None:
+        done = self.run("pip", "install", "-q", *args)
+        assert done.returncode == 0, done.stderr
+
+    def distributions(self) -> list[str]:
+        """`pip list --format=freeze`, lower-cased, one 'name==version' per item."""
+        return self.run("pip", "list", "--format=freeze").stdout.lower().splitlines()
+
+    def onnxruntimes(self) -> list[str]:
+        """The names of the onnxruntime builds installed (two builds would clash)."""
+        return [line.split("==")[0] for line in self.distributions()
+                if line.startswith("onnxruntime")]

@@ -7,51 +7,38 @@ sets it)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import venv
 from pathlib import Path
 
 import pytest
+from conftest import FreshVenv
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(os.environ.get("GANLITE_TEST_CUDA_INSTALL") != "1",
                                 reason="set GANLITE_TEST_CUDA_INSTALL=1 (downloads ~255 MB)")
 
 
-def _sh(*args, **kwargs):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=900, **kwargs)
-
-
 def test_gpu_install_as_readme_says(tmp_path):
-    env_dir = tmp_path / "venv-gpu"
-    venv.create(env_dir, with_pip=True)
-    pip, python = env_dir / "bin" / "pip", env_dir / "bin" / "python"
+    env = FreshVenv(tmp_path / "venv-gpu")
     # README, "On a GPU": the two commands, verbatim.
-    done = _sh(pip, "install", "-q", "onnxruntime-gpu", "numpy", "pillow", "click")
-    assert done.returncode == 0, done.stderr
-    done = _sh(pip, "install", "-q", "--no-deps", ROOT)
-    assert done.returncode == 0, done.stderr
-    listed = _sh(pip, "list", "--format=freeze").stdout.lower()
-    assert "onnxruntime-gpu==" in listed and "\nonnxruntime==" not in "\n" + listed
-    providers = _sh(python, "-c", "import onnxruntime; print(onnxruntime.get_available_"
-                                  "providers())").stdout
+    env.pip_install("onnxruntime-gpu", "numpy", "pillow", "click")
+    env.pip_install("--no-deps", ROOT)
+    assert env.onnxruntimes() == ["onnxruntime-gpu"], env.distributions()
+    providers = env.run("python", "-c", "import onnxruntime; print(onnxruntime.get_"
+                                        "available_providers())").stdout
     assert "CUDAExecutionProvider" in providers
 
-    ganlite = env_dir / "bin" / "ganlite"
-    done = _sh(ganlite, "generate", "-n", 3, "--out", tmp_path / "d", "--device", "cuda",
-               cwd=tmp_path)
+    done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "d", "--device",
+                   "cuda", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "device 'cuda'" in lines[0] and not (tmp_path / "d").exists()
     # The CPU build of onnxruntime installed over it (what `pip install ganlite` would do):
     # detected, with the fix, instead of a mysterious refusal.
-    done = _sh(pip, "install", "-q", "onnxruntime")
-    assert done.returncode == 0, done.stderr
-    done = _sh(ganlite, "generate", "-n", 3, "--out", tmp_path / "d", "--device", "cuda",
-               cwd=tmp_path)
+    env.pip_install("onnxruntime")
+    done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "d", "--device",
+                   "cuda", cwd=tmp_path)
     assert done.returncode == 2 and "both installed" in done.stderr, done.stderr
     assert "pip uninstall -y onnxruntime onnxruntime-gpu" in done.stderr
-    done = _sh(ganlite, "generate", "-n", 3, "--out", tmp_path / "d", "--device", "cpu",
-               cwd=tmp_path)
+    done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "d", "--device",
+                   "cpu", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

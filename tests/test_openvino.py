@@ -51,16 +51,20 @@ def _one_line_exit(result, status: int) -> str:
     return lines[0]
 
 
+def _beside_onnxruntime(model: str | None, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """300 images of every class in 3 batches on `device`, and onnxruntime's on the CPU."""
+    labels = ganlite.LabelCycle(range(10))
+    return tuple(ganlite.load(model, device=d).generate(300, seed=5, labels=labels,
+                                                        batch_size=100)
+                 for d in (device, "cpu"))
+
+
 @needs_openvino
 @pytest.mark.parametrize("model", list(ganlite.list_models()))
 def test_same_images_as_onnxruntime(model):
     """Every built-in generator (int8 variants included), 300 images, every class, 3
     batches: within 1 gray level on >= 99.9 % of pixels."""
-    labels = ganlite.LabelCycle(range(10))
-    ours = ganlite.load(model, device="openvino").generate(300, seed=5, labels=labels,
-                                                           batch_size=100)
-    reference = ganlite.load(model, device="cpu").generate(300, seed=5, labels=labels,
-                                                           batch_size=100)
+    ours, reference = _beside_onnxruntime(model, "openvino")
     diff = np.abs(ours.astype(np.int16) - reference)
     assert np.mean(diff <= 1) >= 0.999, (diff.max(), np.mean(diff > 0))
     assert ours.std() > 20     # real images, not a blank that matches a blank
@@ -213,11 +217,8 @@ def test_openvino_devices_are_no_onnxruntime_providers():
 
 @needs_bf16
 def test_bf16_where_the_cpu_has_it():
-    generator = ganlite.load(device="openvino-bf16")
-    assert generator.providers == ["openvino (CPU, bf16)"]
-    ours = generator.generate(300, seed=5, labels=ganlite.LabelCycle(range(10)))
-    reference = ganlite.load(device="cpu").generate(300, seed=5,
-                                                    labels=ganlite.LabelCycle(range(10)))
+    assert ganlite.load(device="openvino-bf16").providers == ["openvino (CPU, bf16)"]
+    ours, reference = _beside_onnxruntime(None, "openvino-bf16")
     assert np.abs(ours.astype(np.int16) - reference).mean() < 1.0
     # The judge stays float32 whatever the generator runs in.
     assert ganlite.Evaluator(device="openvino-bf16").session.precision == "f32"

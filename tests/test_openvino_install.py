@@ -8,11 +8,10 @@ GANLITE_TEST_OPENVINO_INSTALL=1 (.ci/run sets it)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import venv
 from pathlib import Path
 
 import pytest
+from conftest import FreshVenv
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(os.environ.get("GANLITE_TEST_OPENVINO_INSTALL") != "1",
@@ -20,36 +19,26 @@ pytestmark = pytest.mark.skipif(os.environ.get("GANLITE_TEST_OPENVINO_INSTALL") 
                                        "~60 MB)")
 
 
-def _sh(*args, **kwargs):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=900, **kwargs)
-
-
 def test_openvino_extra_installs_beside_onnxruntime(tmp_path):
-    env_dir = tmp_path / "venv-openvino"
-    venv.create(env_dir, with_pip=True)
-    pip, python = env_dir / "bin" / "pip", env_dir / "bin" / "python"
-    done = _sh(pip, "install", "-q", f"{ROOT}[openvino]")
-    assert done.returncode == 0, done.stderr
-    listed = _sh(pip, "list", "--format=freeze").stdout.lower().splitlines()
-    assert [line.split("==")[0] for line in listed if line.startswith("onnxruntime")] \
-        == ["onnxruntime"], listed
-    assert any(line.startswith("openvino==") for line in listed), listed
-    builds = _sh(python, "-c", "from ganlite._providers import installed_onnxruntimes; "
-                               "print(installed_onnxruntimes())").stdout.strip()
+    env = FreshVenv(tmp_path / "venv-openvino")
+    env.pip_install(f"{ROOT}[openvino]")
+    assert env.onnxruntimes() == ["onnxruntime"], env.distributions()
+    assert any(line.startswith("openvino==") for line in env.distributions())
+    builds = env.run("python", "-c", "from ganlite._providers import installed_onnxruntimes"
+                                     "; print(installed_onnxruntimes())").stdout.strip()
     assert builds == "['onnxruntime']"
 
-    ganlite = env_dir / "bin" / "ganlite"
-    done = _sh(ganlite, "generate", "-n", 3, "--out", tmp_path / "d", "--device", "openvino",
-               cwd=tmp_path)
+    done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "d", "--device",
+                   "openvino", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "d").glob("*.png"))) == 3
     assert "openvino (CPU)" in done.stderr
 
-    bf16 = _sh(python, "-c", "import openvino; print('BF16' in openvino.Core().get_property("
-                             "'CPU', 'OPTIMIZATION_CAPABILITIES'))").stdout.strip()
-    done = _sh(ganlite, "generate", "-n", 3, "--out", tmp_path / "b", "--device",
-               "openvino-bf16", cwd=tmp_path)
+    bf16 = env.run("python", "-c", "import openvino; print('BF16' in openvino.Core()."
+                                   "get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))"
+                   ).stdout.strip()
+    done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "b", "--device",
+                   "openvino-bf16", cwd=tmp_path)
     if bf16 == "True":
         assert done.returncode == 0 and "openvino (CPU, bf16)" in done.stderr, done.stderr
     else:

@@ -1,7 +1,8 @@
 """The truncation trick (`truncation=psi`, `--truncation PSI`): off by default and then the
 latents as ever; with psi, every latent component within +-psi, drawn from the truncated
 normal, still a pure function of (seed, image index, psi) under any batching, start or
-resume; part of a run's manifest; served over HTTP; bad values one line."""
+resume; part of a run's manifest; judged by `evaluate`; served over HTTP; bad values one
+line."""
 from __future__ import annotations
 
 import json
@@ -315,6 +316,54 @@ def test_an_unconditional_model_from_the_cli(cli, tmp_path, tiny_generator):
     assert result.exit_code == 0, result.output
     assert np.array_equal(np.load(tmp_path / "images.npy"),
                           tiny_generator.generate(5, truncation=2.0))
+
+
+# -- ganlite evaluate --truncation ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def mnist_evaluator():
+    return ganlite.Evaluator("mnist", device="cpu")
+
+
+def test_evaluate_judges_the_truncated_samples(mnist_evaluator, default_generator):
+    """The report is the one of the truncated images themselves, on-label pass included;
+    a judge that ignored psi would report the untruncated model's figures."""
+    report = mnist_evaluator.evaluate_generator(default_generator, n=200, seed=3,
+                                                truncation=0.5)
+    images = default_generator.generate(200, 3, truncation=0.5)
+    assert report.fcd == mnist_evaluator.evaluate_images(images).fcd
+    assert report.fcd != mnist_evaluator.evaluate_generator(default_generator, 200, 3).fcd
+    on_label = [(mnist_evaluator.classify(default_generator.generate(
+        20, 3, labels=c, truncation=0.5))[0].argmax(axis=1) == c).mean() for c in range(10)]
+    assert np.array_equal(report.label_accuracy, on_label)
+    assert "truncation 0.5" in report.source
+
+
+def test_cli_evaluate_truncation_is_the_api_report(cli, default_generator):
+    result = cli("evaluate", "--n", 200, "--seed", 3, "--truncation", "0.5", "--json")
+    assert result.exit_code == 0, result.output
+    expected = ganlite.evaluate(default_generator, n=200, seed=3, device="cpu",
+                                truncation=0.5)
+    assert json.loads(result.output)["fcd"] == pytest.approx(expected.fcd, abs=1e-4)  # 4 places
+
+
+@pytest.mark.parametrize("bad", ["0", "nan", "11", "abc"])
+def test_cli_evaluate_bad_psi_is_one_line_exit_2(cli, bad):
+    result = cli("evaluate", "--n", 50, "--truncation", bad)
+    assert result.exit_code == 2, result.output
+    assert result.output == (f"Error: --truncation must be a number greater than 0 and at "
+                             f"most 10, got {bad!r}\n")
+
+
+def test_cli_evaluate_truncation_with_images_is_refused(cli, tmp_path):
+    result = cli("evaluate", "--images", tmp_path, "--truncation", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output == ("Error: --truncation goes with a model; --images are judged "
+                             "as they are\n")
+
+
+def test_api_evaluate_truncation_with_images_is_refused(default_generator):
+    with pytest.raises(ganlite.UsageError, match="truncation goes with a model"):
+        ganlite.evaluate(images=default_generator.generate(5), truncation=1.0)
 
 
 # -- ganlite serve ------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import keras
 import tensorflow as tf
 
 from .augment import diff_augment
+from .config import LOSSES
 from .distribute import in_global_batch, replica_rows, replica_share
 
-LOSSES = ("ns", "hinge")
 # First halves of the stateless seeds of the augmentations: disjoint from the latents'
 # (the run seed, < 2**32), one per call of the discriminator in a step.
 _AUGMENT_SALT = 2**33
