@@ -4,15 +4,14 @@
         --data ../shared/datasets/mnist --steps 6000 [--rows baseline,hinge,...] [--judges 2]
 
 Each row is the baseline recipe (the shipped model's: conditional dcgan, Adam 2e-4 / 0.5,
-batch 64, EMA 0.999 or --ema-decay for short rows, seed 0) with ONE change, trained for
-the same number of steps into
-runs/ablation-DATASET-STEPS/ROW (resumable: a rerun continues or skips finished rows),
-exported with `python -m export model`, then judged on 10,000 samples for each of three
-sample seeds (means and spread) by the bundled classifier and, with --judges 2, by the
-second judge of bench/judge.py (another architecture and seed): FCD, precision, recall and
-the worst class's on-label rate. Steps per second are measured in the same run, so an
-equal-time budget can be read off too (a lever that costs twice per step gets half the
-steps in 90 minutes).
+batch 64, EMA 0.999 or --ema-decay for short rows, seed 0) with ONE change, trained for the
+same number of steps into runs/ablation-DATASET-STEPS/ROW (resumable: a rerun continues or
+skips finished rows), exported with `python -m export model`, then judged on 10,000 samples
+for each of three sample seeds (means and spread) by the bundled classifier and, with
+--judges 2, by the second judge of bench/judge.py (another architecture and seed): FCD,
+precision, recall and the worst class's on-label rate. Steps per second are measured in the
+same run, so an equal-time budget can be read off too (a lever that costs twice per step
+gets half the steps in 90 minutes).
 
 Writes bench/results/ablation-DATASET-STEPS.json and .md. Prints the CPU model and flags.
 """
@@ -153,8 +152,8 @@ def main() -> int:
 
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:
     """One row per lever: both judges' FCD (change against the baseline), precision,
-    recall and worst on-label class; 'both' says whether the two judges agree on the sign
-    of the FCD change."""
+    recall and worst on-label class; 'judges agree' says whether the two judges agree on
+    the sign of the FCD change."""
     base = results.get("baseline", {})
     lines = [f"# Ablation, {args.dataset}, {args.steps} steps per row", "",
              f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "

@@ -4,7 +4,12 @@ library only, so runtime-only benchmarks can import it."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from train.versions import cpu_info  # noqa: E402  (standard library only)
 
 
 def load_average() -> str:
@@ -12,13 +17,10 @@ def load_average() -> str:
 
 
 def cpu(with_load: bool = True) -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    wanted = sorted(f for f in flags if any(k in f for k in ("avx512", "vnni", "amx")))
+    info = cpu_info()
+    flags = info["flags"]
     isa = "avx2" if "avx2" in flags else "no avx2"
-    line = (f"{model}, {os.cpu_count()} cores, {isa}, avx512/vnni/amx flags: "
+    wanted = [f for f in flags if f != "avx2"]
+    line = (f"{info['model']}, {os.cpu_count()} cores, {isa}, avx512/vnni/amx flags: "
             f"{' '.join(wanted) or 'none'}")
     return f"{line}; load average {load_average()}" if with_load else line

@@ -310,12 +310,12 @@ def evaluate(model: str | os.PathLike | Generator | None = None, *,
     if images is not None:
         if model is not None:
             raise UsageError("give a model or images to evaluate, not both")
+        if truncation is not None:
+            raise UsageError("truncation goes with a model; images are judged as they are")
         source = "images"
         if not isinstance(images, np.ndarray):
             source = f"folder {images}"
             images = load_png_folder(images)
-        if truncation is not None:
-            raise UsageError("truncation goes with a model; images are judged as they are")
         _check_images(images)
         return Evaluator(dataset or "mnist", device=device).evaluate_images(
             images, source, progress, batch_size=batch_size)

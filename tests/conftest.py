@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+import venv
 from pathlib import Path
 
 import pytest
@@ -72,11 +77,6 @@ def pytest_report_header(config):
 def kill_at_first_checkpoint(args: list, run_dir, env: dict, cwd, steps: int) -> None:
     """Start `python -m train gan --out run_dir ARGS`, SIGKILL it as soon as its first
     checkpoint exists, and check it had not finished (the resume tests' interruption)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import numpy as np
 
     proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(run_dir),
@@ -96,15 +96,11 @@ class FreshVenv:
     would run them (tests/test_*_install.py)."""
 
     def __init__(self, root: Path):
-        import venv
-
         venv.create(root, with_pip=True)
         self.root = root
 
     def run(self, program, *args, **kwargs):
         """Run bin/PROGRAM (a name in the venv) with ARGS; the CompletedProcess, text."""
-        import subprocess
-
         return subprocess.run([str(self.root / "bin" / program), *map(str, args)],
                               capture_output=True, text=True, timeout=900, **kwargs)
 

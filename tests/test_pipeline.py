@@ -45,6 +45,7 @@ def test_train_export_generate(tmp_path, arch, conditional):
     assert "parity" in result.stderr
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["conditional"] is conditional and card["train_steps"] == 40
+    assert card["train_machine"] == json.loads((run / "run.json").read_text())["machine"]
     # Exported graphs are optimized (export/optimize.py), parity-checked against Keras.
     assert card["parity"]["graph"].startswith("optimized")
     assert card["parity"]["max_gray_levels"] <= 1

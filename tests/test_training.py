@@ -1,6 +1,7 @@
 """Training: a tiny real run writes its folder; an interrupted run resumes exactly."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from conftest import MNIST_SMALL, kill_at_first_checkpoint  # noqa: E402
+
+from train.versions import cpu_info  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +41,10 @@ def test_tiny_run_writes_its_folder(tmp_path):
     for name in ("run.json", "checkpoint.npz", "metrics.csv", "generator.keras",
                  "training.gif", "samples/step_0000010.png", "samples/step_0000020.png"):
         assert (run / name).is_file(), name
+    # Training seconds mean something only with the machine they were measured on.
+    machine = json.loads((run / "run.json").read_text())["machine"]
+    assert machine["model"] and machine["cores"] >= 1 and isinstance(machine["flags"], list)
+    assert machine == cpu_info()
     lines = (run / "metrics.csv").read_text().splitlines()
     assert lines[0] == "step,d_loss,g_loss,d_real,d_fake" and len(lines) == 21
     # Same seed, same run: training is reproducible.
@@ -79,3 +86,18 @@ def test_diverging_run_stops_with_a_clear_message(tmp_path):
                     "--optimizer", "sgd", "--lr", "1e30", check=False)
     assert result.returncode == 1
     assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_seconds_from_another_machine_are_flagged(tmp_path):
+    from train.run_gan import _record_time
+
+    other = {"model": "another CPU", "cores": 64, "flags": []}
+    (tmp_path / "run.json").write_text(json.dumps({"machine": other, "train_seconds": 1.0}))
+    _record_time(tmp_path, 2.0)
+    _record_time(tmp_path, 3.0)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["train_seconds"] == 6.0 and info["machine"] == other
+    assert info["resumed_on"] == [cpu_info()]
+    (tmp_path / "run.json").write_text(json.dumps({"machine": cpu_info()}))
+    _record_time(tmp_path, 2.0)
+    assert "resumed_on" not in json.loads((tmp_path / "run.json").read_text())

@@ -1,7 +1,7 @@
 """One GAN training run: data, models, fit with callbacks, resume, final model.
 
 Run folder layout:
-  run.json          the GanConfig and versions; `--resume` reads it back
+  run.json          the GanConfig, versions and machine; `--resume` reads it back
   checkpoint.npz    every variable + step, written atomically every sample_every steps
   metrics.csv       losses per step;  fcd.csv  FCD / MNIST score per snapshot
   samples/          fixed-latent sample grids, one per snapshot; training.gif the film
@@ -28,7 +28,7 @@ from .callbacks import RunLogger, load_checkpoint, truncate_csv
 from .config import GanConfig
 from .errors import ConfigError, NonFiniteLoss, TrainError
 from .saving import save_keras, write_json
-from .versions import versions
+from .versions import cpu_info, versions
 
 # The training film keeps at most this many snapshots (evenly spaced, the last included).
 MAX_FILM_FRAMES = 500
@@ -201,6 +201,7 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
         write_json(run_dir / "run.json",
                    {"config": config.to_json(),
                     "versions": versions("tensorflow", "keras", "numpy"),
+                    "machine": cpu_info(),
                     "train_images": len(images), **distribute.record(strategy)})
 
     sampler = Sampler(gan, config)
@@ -233,6 +234,10 @@ def _record_time(run_dir: Path, seconds: float) -> None:
     path = run_dir / "run.json"
     info = json.loads(path.read_text())
     info["train_seconds"] = round(info.get("train_seconds", 0.0) + seconds, 1)
+    # Seconds from two machines do not add up to one machine's speed: say so.
+    here = cpu_info()
+    if info.get("machine") not in (None, here) and here not in info.get("resumed_on", []):
+        info.setdefault("resumed_on", []).append(here)
     write_json(path, info)
 
 

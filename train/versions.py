@@ -1,8 +1,11 @@
-"""The versions a run, an export or a benchmark records: one helper for all of them."""
+"""The versions and the machine a run, an export or a benchmark records: one helper for
+each. Standard library only (bench/machine.py imports it in runtime-only benchmarks)."""
 from __future__ import annotations
 
 import importlib
+import os
 import platform
+from pathlib import Path
 
 
 def versions(*modules: str) -> dict[str, str]:
@@ -15,3 +18,21 @@ def versions(*modules: str) -> dict[str, str]:
     for name in modules:
         found[name] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
     return found
+
+
+def cpu_info() -> dict[str, object]:
+    """{"model": CPU model name, "cores": usable cores, "flags": the instruction sets that
+    decide TensorFlow's and onnxruntime's kernels (avx2, avx512*, *vnni*, amx*)}, read
+    from /proc/cpuinfo ("unknown" and no flags where there is none).
+
+    Training speed differs ~5x between the machines we train on (an AVX2-only AMD EPYC
+    and an Xeon with AVX-512 and AMX), so a run's seconds mean nothing without this."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    wanted = sorted(f for f in flags
+                    if f == "avx2" or any(k in f for k in ("avx512", "vnni", "amx")))
+    return {"model": model, "cores": len(os.sched_getaffinity(0)), "flags": wanted}
