@@ -11,9 +11,11 @@ judged on 10,000 samples for each of three sample seeds (means and spread) by th
 classifier and, with --judges 2, by the second judge of bench/judge.py (another
 architecture and seed): FCD, precision, recall and the worst class's on-label rate. Steps
 per second are measured in the same run, so an equal-time budget can be read off too (a
-lever that costs twice per step gets half the steps in 90 minutes). Two control rows
-(baseline-seed1, hinge+sn-seed1) change only the training seed: how far the seed alone
-moves a row is the yardstick for every other row's difference.
+lever that costs twice per step gets half the steps in 90 minutes; rows of another
+length compare levers at equal time, with --snapshots giving each row the same
+overhead). Control rows (baseline-seed1, hinge+sn-seed1, wider-d-seed1) change only the
+training seed: how far the seed alone moves a row is the yardstick for every other row's
+difference.
 
 Writes bench/results/ablation-DATASET-STEPS.json and .md. Prints the CPU model and flags.
 """
@@ -59,11 +61,15 @@ ROWS = {
     # A combination, after wider-d was the one lever both judges favoured at 2,000 steps:
     # does hinge+SN add to it?
     "wider-d+hinge+sn": ["--d-width", "2", "--loss", "hinge", "--spectral-norm"],
-    # Controls, not levers: the same recipe from another training seed, so that a row's
-    # difference can be read against how far the seed alone moves it.
-    "baseline-seed1": ["--seed", "1"],
-    "hinge+sn-seed1": ["--loss", "hinge", "--spectral-norm", "--seed", "1"],
+    # Controls, not levers: the same recipe as the row they name, from another training
+    # seed, so that a row's difference can be read against how far the seed alone moves it.
+    "baseline-seed1": [],
+    "hinge+sn-seed1": ["--loss", "hinge", "--spectral-norm"],
+    "wider-d-seed1": ["--d-width", "2"],
 }
+# Training seed of each row (TRAIN_SEED unless named here).
+ROW_SEEDS = {"baseline-seed1": 1, "hinge+sn-seed1": 1, "wider-d-seed1": 1}
+CONTROLS = frozenset(ROW_SEEDS)
 SEEDS = (0, 1, 2)
 N = 10_000
 
@@ -74,7 +80,12 @@ def _python_m(*args: object) -> None:
 
 
 def train_row(name: str, dataset: str, data: Path, steps: int, runs: Path,
-              ema_decay: float = EMA_DECAY) -> Path:
+              ema_decay: float = EMA_DECAY, snapshots: int = 0) -> Path:
+    """Train (or resume, or skip) and export one row; returns its ONNX model.
+
+    snapshots: sample grids, checkpoints and FCD-monitor passes in the run, evenly
+    spaced (0: one every 1,000 steps). Rows compared on steps/s should have the same
+    count, as each snapshot costs the same seconds whatever the row's length."""
     run = runs / name
     model = run / f"{name}.onnx"
     if not (run / "generator.keras").exists():
@@ -82,15 +93,23 @@ def train_row(name: str, dataset: str, data: Path, steps: int, runs: Path,
             _python_m("train", "gan", "--resume", run)
         else:
             _python_m("train", "gan", "--out", run, "--dataset", dataset, "--data", data,
-                      # a snapshot every 1,000 steps, or one at the end of a row of
-                      # another length (an equal-time row: 1,260 steps)
-                      "--steps", steps, "--sample-every", 1000 if steps % 1000 == 0 else steps,
+                      "--steps", steps, "--sample-every", sample_every(steps, snapshots),
                       *BASE,
                       "--ema-decay", ema_decay,
-                      *([] if "--seed" in ROWS[name] else ["--seed", TRAIN_SEED]), *ROWS[name])
+                      "--seed", ROW_SEEDS.get(name, TRAIN_SEED), *ROWS[name])
     if not model.exists():
         _python_m("export", "model", run, "--out", model)
     return model
+
+
+def sample_every(steps: int, snapshots: int) -> int:
+    """Steps between snapshots: steps / snapshots, or 1,000 when snapshots is 0 (the
+    2,000-step rows' setting), or steps (one at the end) when 1,000 does not divide it."""
+    if snapshots:
+        if steps % snapshots:
+            raise SystemExit(f"--snapshots {snapshots} must divide --steps {steps}")
+        return steps // snapshots
+    return 1000 if steps % 1000 == 0 else steps
 
 
 def judge(model: Path, classifier: str | Path | None, dataset: str) -> dict:
@@ -106,6 +125,13 @@ def judge(model: Path, classifier: str | Path | None, dataset: str) -> dict:
             "on_label": [round(float(a), 4) for a in on_label],
             "worst_class": int(on_label.argmin()),
             "worst_on_label": round(float(on_label.min()), 4)}
+
+
+def _train_seconds(run: Path) -> float | None:
+    try:
+        return round(json.loads((run / "run.json").read_text())["train_seconds"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def _steps_per_second(run: Path) -> float | None:
@@ -125,6 +151,9 @@ def main() -> int:
     parser.add_argument("--judges", type=int, default=1, choices=[1, 2])
     parser.add_argument("--ema-decay", type=float, default=EMA_DECAY,
                         help="EMA of G for every row (shorter rows need a shorter average)")
+    parser.add_argument("--snapshots", type=int, default=0,
+                        help="snapshots per row, evenly spaced (0: every 1,000 steps); give "
+                             "rows of different lengths the same count for equal overhead")
     parser.add_argument("--train-only", action="store_true")
     args = parser.parse_args()
     rows = args.rows.split(",")
@@ -142,7 +171,7 @@ def main() -> int:
     for name in rows:
         t0 = time.monotonic()
         models[name] = train_row(name, args.dataset, args.data, args.steps, runs,
-                                 args.ema_decay)
+                                 args.ema_decay, args.snapshots)
         print(f"{name}: trained and exported in {time.monotonic() - t0:.0f} s", flush=True)
     if args.train_only:
         return 0
@@ -152,9 +181,12 @@ def main() -> int:
         judges["judge-2"] = ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
     for name, model in models.items():
         row = results.setdefault(name, {})
-        row["options"] = " ".join(ROWS[name]) or "(baseline)"
+        seed = ROW_SEEDS.get(name, TRAIN_SEED)
+        row["options"] = (" ".join(ROWS[name] + (["--seed", str(seed)] if seed else []))
+                          or "(baseline)")
         row["steps"] = args.steps
         row["steps_per_second"] = _steps_per_second(model.parent)
+        row["train_seconds"] = _train_seconds(model.parent)
         for judge_name, classifier in judges.items():
             if judge_name not in row:
                 row[judge_name] = judge(model, classifier, args.dataset)
@@ -167,7 +199,7 @@ def main() -> int:
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:
     """One row per lever: both judges' FCD (change against the baseline), precision,
     recall and worst on-label class; 'judges agree' says whether the two judges agree on
-    the sign of the FCD change."""
+    the sign of the FCD change (blank for a control: its change is noise, not a finding)."""
     base = results.get("baseline", {})
     lines = [f"# Ablation, {args.dataset}, {args.steps} steps per row", "",
              f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "
@@ -177,8 +209,8 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
              "Each row: the baseline with one change; means over sample seeds 0-2 of 10,000 "
              "samples each (FCD spread = max - min over the seeds). Judge 1: the bundled "
              "classifier; judge 2: bench/judge.py's (another architecture and seed). "
-             "Steps/s: this run's training steps over its training seconds (one machine, "
-             "rows one after another).", "",
+             "Steps/s: this run's training steps over its training seconds (in brackets, "
+             "where recorded; one machine, rows one after another).", "",
              "| row | options | steps/s | FCD, judge 1 (vs baseline) | precision | recall "
              "| worst on-label | FCD, judge 2 (vs baseline) | precision | recall "
              "| worst on-label | judges agree |",
@@ -195,11 +227,13 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
                 f"{100 * row['worst_on_label']:.1f}% ({row['worst_class']})"]
 
     for name, row in results.items():
-        agree = ""
-        if name != "baseline" and all(j in row and j in base for j in ("judge-1", "judge-2")):
+        agree = "(control)" if name in CONTROLS else ""
+        judged = all(j in row and j in base for j in ("judge-1", "judge-2"))
+        if name != "baseline" and name not in CONTROLS and judged:
             signs = {np.sign(row[j]["fcd"] - base[j]["fcd"]) for j in ("judge-1", "judge-2")}
             agree = "yes" if len(signs) == 1 else "no"
-        lines.append(f"| {name} | `{row['options']}` | {row.get('steps_per_second')} | "
+        seconds = f" ({row['train_seconds']} s)" if row.get("train_seconds") else ""
+        lines.append(f"| {name} | `{row['options']}` | {row.get('steps_per_second')}{seconds} | "
                      + " | ".join(cells(name, "judge-1") + cells(name, "judge-2"))
                      + f" | {agree} |")
     path.write_text("\n".join(lines) + "\n")
