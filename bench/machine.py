@@ -21,6 +21,6 @@ def cpu(with_load: bool = True) -> str:
     flags = info["flags"]
     isa = "avx2" if "avx2" in flags else "no avx2"
     wanted = [f for f in flags if f != "avx2"]
-    line = (f"{info['model']}, {os.cpu_count()} cores, {isa}, avx512/vnni/amx flags: "
+    line = (f"{info['model']}, {info['cores']} cores, {isa}, avx512/vnni/amx flags: "
             f"{' '.join(wanted) or 'none'}")
     return f"{line}; load average {load_average()}" if with_load else line
