@@ -1,7 +1,7 @@
 """Training runs compared at equal time: each run's FCD monitor against its training seconds.
 
     PYTHONPATH=. .venv-train/bin/python bench/fcd_vs_time.py RUN_DIR [RUN_DIR ...] \
-        --out bench/results/fcd-vs-time.png
+        [--labels "A;B"] --out bench/results/fcd-vs-time.png
 
 A run's fcd.csv has one FCD per snapshot (2,000 EMA samples, judge 1: biased above the
 10,000-sample figures, but the same for every run); its run.json has its steps and
@@ -31,11 +31,11 @@ def points(run: Path) -> tuple[np.ndarray, np.ndarray, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--labels", default="", help="comma-separated, one per run "
+    parser.add_argument("--labels", default="", help="separated by ;, one per run "
                                                      "(default: the run folders' names)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    labels = args.labels.split(",") if args.labels else [r.name for r in args.runs]
+    labels = args.labels.split(";") if args.labels else [r.name for r in args.runs]
     if len(labels) != len(args.runs):
         parser.error(f"{len(labels)} labels for {len(args.runs)} runs")
 
