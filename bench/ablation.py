@@ -103,11 +103,10 @@ def train_row(name: str, dataset: str, data: Path, steps: int, runs: Path,
 
 
 def sample_every(steps: int, snapshots: int) -> int:
-    """Steps between snapshots: steps / snapshots, or 1,000 when snapshots is 0 (the
-    2,000-step rows' setting), or steps (one at the end) when 1,000 does not divide it."""
+    """Steps between snapshots: steps / snapshots (main checks that it divides), or 1,000
+    when snapshots is 0 (the 2,000-step rows' setting), or steps (one at the end) when
+    1,000 does not divide it."""
     if snapshots:
-        if steps % snapshots:
-            raise SystemExit(f"--snapshots {snapshots} must divide --steps {steps}")
         return steps // snapshots
     return 1000 if steps % 1000 == 0 else steps
 
@@ -127,19 +126,14 @@ def judge(model: Path, classifier: str | Path | None, dataset: str) -> dict:
             "worst_on_label": round(float(on_label.min()), 4)}
 
 
-def _train_seconds(run: Path) -> float | None:
-    try:
-        return round(json.loads((run / "run.json").read_text())["train_seconds"])
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _steps_per_second(run: Path) -> float | None:
+def _timing(run: Path) -> tuple[float | None, int | None]:
+    """(steps per second, training seconds) of a finished run, from its run.json."""
     try:
         info = json.loads((run / "run.json").read_text())
-        return round(info["config"]["steps"] / info["train_seconds"], 2)
+        seconds = info["train_seconds"]
+        return round(info["config"]["steps"] / seconds, 2), round(seconds)
     except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None
+        return None, None
 
 
 def main() -> int:
@@ -160,6 +154,8 @@ def main() -> int:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    if args.snapshots < 0 or (args.snapshots and args.steps % args.snapshots):
+        parser.error(f"--snapshots {args.snapshots} must be 0 or divide --steps {args.steps}")
     short = "mnist" if args.dataset == "mnist" else "fashion"
     tag = f"ablation-{short}-{args.steps}"
     if args.ema_decay != EMA_DECAY:
@@ -185,8 +181,7 @@ def main() -> int:
         row["options"] = (" ".join(ROWS[name] + (["--seed", str(seed)] if seed else []))
                           or "(baseline)")
         row["steps"] = args.steps
-        row["steps_per_second"] = _steps_per_second(model.parent)
-        row["train_seconds"] = _train_seconds(model.parent)
+        row["steps_per_second"], row["train_seconds"] = _timing(model.parent)
         for judge_name, classifier in judges.items():
             if judge_name not in row:
                 row[judge_name] = judge(model, classifier, args.dataset)
@@ -199,7 +194,8 @@ def main() -> int:
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:
     """One row per lever: both judges' FCD (change against the baseline), precision,
     recall and worst on-label class; 'judges agree' says whether the two judges agree on
-    the sign of the FCD change (blank for a control: its change is noise, not a finding)."""
+    the sign of the FCD change ("(control)" for a control row: its change is the seed's
+    noise, not a finding)."""
     base = results.get("baseline", {})
     lines = [f"# Ablation, {args.dataset}, {args.steps} steps per row", "",
              f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "
