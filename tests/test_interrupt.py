@@ -18,11 +18,19 @@ import ganlite
 N = 20_000
 
 
+def _default_sigint() -> None:
+    # A shell starting a job in the background without job control (`cmd &` in a script,
+    # as a CI runner may start this suite) sets SIGINT to "ignore", children inherit it,
+    # and Python then installs no Ctrl-C handler: the run would finish as if never
+    # interrupted. Ctrl-C at a terminal reaches a process whose SIGINT is the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path):
     env = {**os.environ, "PYTHONPATH": str(Path(ganlite.__file__).parent.parent)}
     return subprocess.Popen([sys.executable, "-m", "ganlite", "generate", "--n", str(N),
                              "--out", str(out), "--seed", "11", "-q"], env=env,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -32,6 +40,7 @@ def test_interrupt_then_rerun(tmp_path, sig, default_generator):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or len(os.listdir(out)) < 500):
         time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
