@@ -1,6 +1,7 @@
 """The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
-DiffAugment, width multipliers, learning-rate schedules. Each is an option that really
-changes training, keeps runs reproducible and resumable, and exports."""
+DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules. Each
+is an option that really changes training, keeps runs reproducible and resumable, and
+exports."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ TINY = ["--data", str(MNIST_SMALL), "--arch", "dcgan", "--latent-dim", "8", "--c
         "--batch-size", "16", "--fcd-samples", "0", "--seed", "5"]
 ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
               "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
-              "--d-width", "0.75", "--lr-schedule", "cosine"]
+              "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine"]
 
 
 def _train(*args, check=True):
@@ -45,8 +46,11 @@ def _weights(run_dir):
     ({"diffaugment": "color,color"}, "each at most once"),
     ({"g_width": 0.0}, "g_width (--g-width) must be a number in (0, 8]"),
     ({"d_width": 9.0}, "d_width (--d-width) must be a number in (0, 8]"),
+    ({"d_dropout": 1.0}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
+    ({"d_dropout": -0.1}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
     ({"lr_schedule": "step"}, "lr_schedule (--lr-schedule) must be one of constant"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
+    ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),
 ])
 def test_bad_lever_values_are_refused(values, message):
     from train.config import GanConfig
@@ -63,6 +67,7 @@ def test_lever_options_round_trip_through_the_command(tmp_path):
     assert (config.loss, config.spectral_norm, config.r1_gamma) == ("hinge", True, 1.0)
     assert config.augment_policy == ("color", "translation", "cutout")
     assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
+    assert config.d_dropout == 0.1
     import shlex
     assert parse_gan(shlex.split(config.command())[4:]) == config
 
@@ -72,7 +77,7 @@ def test_defaults_are_the_recipe_before_the_levers():
 
     c = GanConfig(out=Path("run"))
     assert (c.loss, c.spectral_norm, c.r1_gamma, c.augment_policy, c.g_width, c.d_width,
-            c.lr_schedule) == ("ns", False, 0.0, (), 1.0, 1.0, "constant")
+            c.d_dropout, c.lr_schedule) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3, "constant")
 
 
 # --- the pieces ------------------------------------------------------------------------
@@ -191,12 +196,24 @@ def test_width_multipliers_scale_the_channels():
     assert sum("sn_u" in w.path for w in d_sn.weights) == 3    # 2 convs + the linear head
 
 
+def test_discriminator_dropout_rate_and_off():
+    import keras
+
+    from train.models import build_gan_pair
+
+    rates = lambda m: [l.rate for l in m.layers if isinstance(l, keras.layers.Dropout)]  # noqa
+    assert rates(build_gan_pair("dcgan", 8, 10)[1]) == [0.3, 0.3]
+    assert rates(build_gan_pair("dcgan", 8, 10, d_dropout=0.1)[1]) == [0.1, 0.1]
+    assert rates(build_gan_pair("dcgan", 8, 10, d_dropout=0.0)[1]) == []
+
+
 # --- end to end ------------------------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lever", [["--loss", "hinge"], ["--spectral-norm"],
                                    ["--r1-gamma", "10"], ["--diffaugment", "translation"],
-                                   ["--d-width", "0.5"], ["--lr-schedule", "linear"]],
+                                   ["--d-width", "0.5"], ["--d-dropout", "0"],
+                                   ["--lr-schedule", "linear"]],
                          ids=lambda a: a[0][2:])
 def test_each_lever_changes_training(tmp_path, lever, baseline_run):
     run = tmp_path / "run"

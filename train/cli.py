@@ -91,6 +91,8 @@ def _gan_options(func):
                                        "(empty: off).", type=str),
         _opt(GanConfig, "g_width", "Channel multiplier of the dcgan generator.", type=float),
         _opt(GanConfig, "d_width", "Channel multiplier of the discriminator.", type=float),
+        _opt(GanConfig, "d_dropout", "Dropout rate after each conv of the dcgan "
+                                     "discriminator (0: off).", type=float),
         _opt(GanConfig, "lr_schedule", "Learning rates: constant, or decayed to 0 at the "
                                        "last step (linear, cosine).",
              type=click.Choice(LR_SCHEDULES)),

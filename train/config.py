@@ -155,6 +155,7 @@ class GanConfig:
     diffaugment: str = ""              # e.g. "translation,cutout" (empty = off)
     g_width: float = 1.0               # channel multiplier of G (dcgan)
     d_width: float = 1.0               # channel multiplier of D
+    d_dropout: float = 0.3             # dropout after each conv of the dcgan D (0 = off)
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -187,10 +188,15 @@ class GanConfig:
                   + " (each at most once) or empty", self.diffaugment)
         for name in ("g_width", "d_width"):
             c.float(name, 0.0, MAX_WIDTH, low_open=True, high_open=False)
+        c.float("d_dropout", 0.0, 1.0, low_open=False, high_open=True)
         c.choice("lr_schedule", LR_SCHEDULES)
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
                               f"the tutorial's and has no width option; use --arch dcgan")
+        if self.arch == "mlp" and self.d_dropout != 0.3:
+            raise ConfigError(f"d_dropout (--d-dropout) {self.d_dropout:g}: the mlp "
+                              f"discriminator is the tutorial's and has no dropout; use "
+                              f"--arch dcgan")
         c.int("sample_every", 1)
         c.int("fcd_samples", 2, MAX_FCD_SAMPLES, allowed=(0,))
         c.int("seed", 0, MAX_SEED)

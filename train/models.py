@@ -89,8 +89,8 @@ def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -
 
 
 def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
-                        width: float = 1.0) -> keras.Model:
-    """Conv 64 and 128 (4x4, stride 2, LeakyReLU 0.2, dropout 0.3; channels times `width`),
+                        width: float = 1.0, dropout: float = 0.3) -> keras.Model:
+    """Conv 64 and 128 (4x4, stride 2, LeakyReLU 0.2, dropout; channels times `width`),
     flattened (spatial features kept, which conditional GANs need), then a linear +
     projection head. spectral_norm: every Conv and Dense divided by its largest singular
     value (Miyato et al. 2018)."""
@@ -99,7 +99,8 @@ def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
     for filters in (_channels(64, width), _channels(128, width)):
         x = _conv(filters, 4, spectral_norm, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
-        x = layers.Dropout(0.3)(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
     x = layers.Flatten()(x)
     return _projection_head(image, x, num_classes, "dcgan_discriminator", spectral_norm)
 
@@ -117,15 +118,16 @@ def _projection_head(image, features, num_classes: int, name: str,
 
 
 def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
-                   spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0):
+                   spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0,
+                   d_dropout: float = 0.3):
     """(generator, discriminator) for one architecture. The MLP generator has no width
-    option (it is the tutorial's); its discriminator does."""
+    option (it is the tutorial's); its discriminator does, but has no dropout."""
     if arch == "mlp":
         return (mlp_generator(latent_dim, num_classes),
                 mlp_discriminator(num_classes, spectral_norm, d_width))
     if arch == "dcgan":
         return (dcgan_generator(latent_dim, num_classes, g_width),
-                dcgan_discriminator(num_classes, spectral_norm, d_width))
+                dcgan_discriminator(num_classes, spectral_norm, d_width, d_dropout))
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -173,7 +173,7 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
     with distribute.scope(strategy):
         generator, discriminator = build_gan_pair(
             config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
-            g_width=config.g_width, d_width=config.d_width)
+            g_width=config.g_width, d_width=config.d_width, d_dropout=config.d_dropout)
         gan = GAN(generator, discriminator, config.latent_dim, num_classes,
                   seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
                   r1_gamma=config.r1_gamma, augment=config.augment_policy)
