@@ -26,6 +26,7 @@ LOSSES = ("ns", "hinge")                        # non-saturating | hinge
 LR_SCHEDULES = ("constant", "linear", "cosine")  # decay to 0 at the last step
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 MAX_WIDTH = 8.0
+D_DROPOUT = 0.3   # the dcgan discriminator's dropout rate before --d-dropout existed
 CLASSIFIER_ARCHITECTURES = ("cnn", "gap")
 # tf.distribute strategies (train/distribute.py): one device, the devices of one machine,
 # several machines (TF_CONFIG).
@@ -155,7 +156,7 @@ class GanConfig:
     diffaugment: str = ""              # e.g. "translation,cutout" (empty = off)
     g_width: float = 1.0               # channel multiplier of G (dcgan)
     d_width: float = 1.0               # channel multiplier of D
-    d_dropout: float = 0.3             # dropout after each conv of the dcgan D (0 = off)
+    d_dropout: float = D_DROPOUT       # dropout after each conv of the dcgan D (0 = off)
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -193,7 +194,7 @@ class GanConfig:
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
                               f"the tutorial's and has no width option; use --arch dcgan")
-        if self.arch == "mlp" and self.d_dropout != 0.3:
+        if self.arch == "mlp" and self.d_dropout != D_DROPOUT:
             raise ConfigError(f"d_dropout (--d-dropout) {self.d_dropout:g}: the mlp "
                               f"discriminator is the tutorial's and has no dropout; use "
                               f"--arch dcgan")

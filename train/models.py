@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .config import ARCHITECTURES
+from .config import ARCHITECTURES, D_DROPOUT
 from .layers import SNConv2D, SNDense
 
 
@@ -89,7 +89,7 @@ def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -
 
 
 def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
-                        width: float = 1.0, dropout: float = 0.3) -> keras.Model:
+                        width: float = 1.0, dropout: float = D_DROPOUT) -> keras.Model:
     """Conv 64 and 128 (4x4, stride 2, LeakyReLU 0.2, dropout; channels times `width`),
     flattened (spatial features kept, which conditional GANs need), then a linear +
     projection head. spectral_norm: every Conv and Dense divided by its largest singular
@@ -119,7 +119,7 @@ def _projection_head(image, features, num_classes: int, name: str,
 
 def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
                    spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0,
-                   d_dropout: float = 0.3):
+                   d_dropout: float = D_DROPOUT):
     """(generator, discriminator) for one architecture. The MLP generator has no width
     option (it is the tutorial's); its discriminator does, but has no dropout."""
     if arch == "mlp":
