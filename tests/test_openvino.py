@@ -215,10 +215,19 @@ def test_openvino_devices_are_no_onnxruntime_providers():
         providers_for("openvino", ["CPUExecutionProvider"])
 
 
+# Known, found on an AMX Xeon (2026-11-30): OpenVINO's CPU plugin (2025.4.1, 2026.3.1 and
+# 2026.4.1 tried) compiles the optimized generator in bf16 but cannot run it ("Convolution
+# node with name 'opt/Conv_80' object is not initialized": the image convolutions, 4 output
+# channels, of export/optimize.py's rewrite). f32 runs. Strict: when it runs, this fails.
+BF16_BROKEN = ("OpenVINO cannot run the optimized generator's image convolutions in bf16 "
+               "('opt/Conv_80 ... not initialized')")
+
+
 @needs_bf16
+@pytest.mark.xfail(strict=True, raises=ganlite.ModelError, reason=BF16_BROKEN)
 def test_bf16_where_the_cpu_has_it():
+    # The judge stays float32 whatever the generator runs in.
+    assert ganlite.Evaluator(device="openvino-bf16").session.precision == "f32"
     assert ganlite.load(device="openvino-bf16").providers == ["openvino (CPU, bf16)"]
     ours, reference = _beside_onnxruntime(None, "openvino-bf16")
     assert np.abs(ours.astype(np.int16) - reference).mean() < 1.0
-    # The judge stays float32 whatever the generator runs in.
-    assert ganlite.Evaluator(device="openvino-bf16").session.precision == "f32"

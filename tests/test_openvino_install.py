@@ -40,7 +40,11 @@ def test_openvino_extra_installs_beside_onnxruntime(tmp_path):
     done = env.run("ganlite", "generate", "-n", 3, "--out", tmp_path / "b", "--device",
                    "openvino-bf16", cwd=tmp_path)
     if bf16 == "True":
-        assert done.returncode == 0 and "openvino (CPU, bf16)" in done.stderr, done.stderr
+        # Known (tests/test_openvino.py, BF16_BROKEN): OpenVINO cannot run the optimized
+        # generator in bf16; until it can, that is one clear line and exit 1.
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert "OpenVINO failed running the model" in lines[0] and "opt/Conv_" in lines[0]
     else:
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
