@@ -253,6 +253,36 @@ def test_real_processes_exit_with_one_line(tmp_path):
     assert os.listdir(reseal_dir) == [] and not (tmp_path / "r").exists()
 
 
+def test_tensorflows_import_chatter_is_dropped_and_other_stderr_kept(tmp_path):
+    """On oneDNN CPUs (AVX-512, AMX) importing TensorFlow writes two lines to file
+    descriptor 2 that TF_CPP_MIN_LOG_LEVEL does not silence; quiet_tensorflow() drops
+    exactly those. A stand-in package writes them here, so this holds on every CPU."""
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called "
+        "are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. "
+        "You may see slightly different numerical results\\n')\n"
+        "os.write(2, b'something else\\n')\n"
+        "LOADED = True\n")
+    code = ("import sys; from train.clitools import quiet_tensorflow; quiet_tensorflow(); "
+            "print('before', file=sys.stderr); import tensorflow; assert tensorflow.LOADED; "
+            "print('after', file=sys.stderr)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert result.stderr == "before\nsomething else\nafter\n"
+
+    # The real TensorFlow, through keras, as the stages import it: nothing on stderr.
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-c", code.replace("LOADED", "__version__")
+                             .replace("import tensorflow", "import keras, tensorflow")],
+                            env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert result.stderr == "before\nafter\n"
+
+
 def test_export_cli_errors(tmp_path, capsys):
     run = tmp_path / "run"
     _fake_run(run)

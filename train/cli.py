@@ -26,7 +26,6 @@ from .config import (
     ClassifierConfig,
     GanConfig,
 )
-from .distribute import placement
 from .errors import ConfigError, TrainError
 
 _PATH = click.Path(path_type=Path)
@@ -179,10 +178,6 @@ def parse_gan(args: Sequence[str]) -> GanConfig:
 def gan(ctx: click.Context, **_: object) -> None:
     """Train a GAN generator into a run folder (or --resume one)."""
     config, resume = gan_config(ctx)
-    # A multi-worker run's TF_CONFIG is checked before TensorFlow is imported: on CPUs with
-    # oneDNN's custom ops (AVX-512, AMX) importing it writes two log lines to stderr that
-    # TF_CPP_MIN_LOG_LEVEL does not silence, and a refusal is one line.
-    placement(config)
     evaluator = _evaluator(config.dataset) if config.fcd_samples else None
     from .run_gan import train
 

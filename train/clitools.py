@@ -11,9 +11,12 @@ Each is one line on stderr, "Error: ...", never a traceback. Library code only r
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 import click
@@ -87,6 +90,64 @@ def option_source_given(ctx: click.Context, name: str) -> bool:
                       click.core.ParameterSource.ENVIRONMENT)
 
 
+# What TensorFlow's C++ libraries write to stderr while they load on CPUs where it turns on
+# oneDNN's custom ops (AVX-512, AMX), whatever TF_CPP_MIN_LOG_LEVEL says.
+TENSORFLOW_IMPORT_NOISE = ("All log messages before absl::InitializeLog() is called",
+                           "oneDNN custom operations are on")
+
+
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter off stderr (set before it is imported)."""
+    """Keep TensorFlow's start-up chatter off stderr, so that an error is one line there.
+
+    Call it before TensorFlow is imported (the stages' __main__ do): it sets
+    TF_CPP_MIN_LOG_LEVEL, and the first `import tensorflow` (direct, or through keras)
+    then runs with file descriptor 2 captured; the lines in TENSORFLOW_IMPORT_NOISE are
+    dropped and every other line is written back to stderr after the import.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, with a loader that filters stderr while it runs."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)          # once; and the real finders answer below
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredStderrLoader(spec.loader)
+        return spec
+
+
+class _FilteredStderrLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The C++ libraries write to the file descriptor, not to sys.stderr: capture fd 2.
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:                     # no stderr at all: nothing to filter
+            self.loader.exec_module(module)
+            return
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                kept = [line for line in captured.read().splitlines(keepends=True)
+                        if not any(n.encode() in line for n in TENSORFLOW_IMPORT_NOISE)]
+                if kept:
+                    os.write(2, b"".join(kept))

@@ -217,7 +217,8 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
         gan.fit(batches,
                 epochs=config.steps // config.sample_every,
                 initial_epoch=start_step // config.sample_every,
-                steps_per_epoch=config.sample_every, callbacks=[logger], verbose=0)
+                steps_per_epoch=config.sample_every, callbacks=[logger], verbose=0,
+                shuffle=False)     # the batches come in their seeded order already
         _record_time(run_dir, time.monotonic() - t0)
     if logger.diverged_at is not None:
         raise NonFiniteLoss(f"loss became NaN or infinite at step {logger.diverged_at}; "
