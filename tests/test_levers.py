@@ -1,5 +1,6 @@
 """The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
-DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules. Each
+DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules, mixed
+bfloat16 precision. Each
 is an option that really changes training, keeps runs reproducible and resumable, and
 exports."""
 from __future__ import annotations
@@ -23,7 +24,8 @@ TINY = ["--data", str(MNIST_SMALL), "--arch", "dcgan", "--latent-dim", "8", "--c
         "--batch-size", "16", "--fcd-samples", "0", "--seed", "5"]
 ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
               "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
-              "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine"]
+              "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine",
+              "--precision", "bfloat16"]
 
 
 def _train(*args, check=True):
@@ -49,6 +51,7 @@ def _weights(run_dir):
     ({"d_dropout": 1.0}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
     ({"d_dropout": -0.1}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
     ({"lr_schedule": "step"}, "lr_schedule (--lr-schedule) must be one of constant"),
+    ({"precision": "float16"}, "precision (--precision) must be one of float32, bfloat16"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
     ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),
 ])
@@ -67,7 +70,7 @@ def test_lever_options_round_trip_through_the_command(tmp_path):
     assert (config.loss, config.spectral_norm, config.r1_gamma) == ("hinge", True, 1.0)
     assert config.augment_policy == ("color", "translation", "cutout")
     assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
-    assert config.d_dropout == 0.1
+    assert config.d_dropout == 0.1 and config.precision == "bfloat16"
     import shlex
     assert parse_gan(shlex.split(config.command())[4:]) == config
 
@@ -77,7 +80,8 @@ def test_defaults_are_the_recipe_before_the_levers():
 
     c = GanConfig(out=Path("run"))
     assert (c.loss, c.spectral_norm, c.r1_gamma, c.augment_policy, c.g_width, c.d_width,
-            c.d_dropout, c.lr_schedule) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3, "constant")
+            c.d_dropout, c.lr_schedule, c.precision) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3,
+                                                         "constant", "float32")
 
 
 # --- the pieces ------------------------------------------------------------------------
@@ -207,13 +211,51 @@ def test_discriminator_dropout_rate_and_off():
     assert rates(build_gan_pair("dcgan", 8, 10, d_dropout=0.0)[1]) == []
 
 
+def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
+    import keras
+
+    from train.gan import GAN
+    from train.models import build_gan_pair, float32_copy
+
+    def computes(model, skip=()):
+        return {layer.compute_dtype for layer in model.layers
+                if layer.weights and not isinstance(layer, skip)}
+
+    for arch in ("dcgan", "mlp"):
+        g, d = build_gan_pair(arch, 8, 10, precision="bfloat16")
+        assert keras.config.dtype_policy().name == "float32"    # restored after building
+        assert computes(d, skip=keras.layers.Embedding) == {"bfloat16"}, arch
+        *hidden, last = [layer for layer in g.layers if layer.weights]
+        assert last.compute_dtype == "float32" and "bfloat16" in {
+            layer.compute_dtype for layer in hidden}, arch
+        assert {layer.variable_dtype for layer in g.layers} == {"float32"}, arch
+        z = keras.ops.convert_to_tensor(
+            np.random.default_rng(0).standard_normal((3, 8), dtype=np.float32))
+        labels = keras.ops.convert_to_tensor(np.array([0, 4, 9], np.int32))
+        assert np.asarray(g([z, labels])).dtype == np.float32
+        gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5)       # the EMA copy is mixed too
+        assert computes(gan.ema_generator) == computes(g)
+        logits = gan._disc(g([z, labels]), labels, 0, 0)
+        assert logits.dtype == "float32"                    # what the losses see
+
+        copy = float32_copy(g)
+        assert {layer.compute_dtype for layer in copy.layers} == {"float32"}
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(copy.get_weights(), g.get_weights(), strict=True))
+        # Same weights, float32 arithmetic: the image agrees to bfloat16's precision.
+        np.testing.assert_allclose(np.asarray(copy([z, labels])),
+                                   np.asarray(g([z, labels])), atol=0.05)
+    assert computes(build_gan_pair("dcgan", 8, 10)[0]) == {"float32"}
+
+
 # --- end to end ------------------------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lever", [["--loss", "hinge"], ["--spectral-norm"],
                                    ["--r1-gamma", "10"], ["--diffaugment", "translation"],
                                    ["--d-width", "0.5"], ["--d-dropout", "0"],
-                                   ["--lr-schedule", "linear"]],
+                                   ["--lr-schedule", "linear"],
+                                   ["--precision", "bfloat16"]],
                          ids=lambda a: a[0][2:])
 def test_each_lever_changes_training(tmp_path, lever, baseline_run):
     run = tmp_path / "run"
@@ -252,3 +294,7 @@ def test_all_levers_resume_exactly_and_export(tmp_path):
     gen = ganlite.load(tmp_path / "levers.onnx")
     assert gen.card["train_command"].count("--spectral-norm") == 1
     assert gen.generate(4, seed=1).shape == (4, 28, 28)
+    # A bfloat16 run saves (and exports) a float32 generator.
+    import keras
+    saved = keras.saving.load_model(straight / "generator.keras", compile=False)
+    assert {layer.compute_dtype for layer in saved.layers} == {"float32"}

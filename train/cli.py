@@ -22,6 +22,7 @@ from .config import (
     LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
+    PRECISIONS,
     STRATEGIES,
     ClassifierConfig,
     GanConfig,
@@ -96,6 +97,11 @@ def _gan_options(func):
         _opt(GanConfig, "lr_schedule", "Learning rates: constant, or decayed to 0 at the "
                                        "last step (linear, cosine).",
              type=click.Choice(LR_SCHEDULES)),
+        _opt(GanConfig, "precision", "Compute precision of both networks: float32, or "
+                                     "bfloat16 (Keras' mixed precision: weights, losses and "
+                                     "the saved generator stay float32; faster only on CPUs "
+                                     "with AMX or AVX512-BF16).",
+             type=click.Choice(PRECISIONS)),
         _opt(GanConfig, "sample_every", "Sample grid, checkpoint and metrics every N "
                                         "steps.", type=int),
         _opt(GanConfig, "fcd_samples", "Samples for the FCD curve at each snapshot "

@@ -24,6 +24,9 @@ ARCHITECTURES = ("mlp", "dcgan")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("ns", "hinge")                        # non-saturating | hinge
 LR_SCHEDULES = ("constant", "linear", "cosine")  # decay to 0 at the last step
+# float32, or Keras' mixed bfloat16: layers compute in bfloat16, weights, losses and the
+# generator's output stay float32 (fast where the CPU has AMX or AVX512-BF16).
+PRECISIONS = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 MAX_WIDTH = 8.0
 D_DROPOUT = 0.3   # the dcgan discriminator's dropout rate before --d-dropout existed
@@ -158,6 +161,7 @@ class GanConfig:
     d_width: float = 1.0               # channel multiplier of D
     d_dropout: float = D_DROPOUT       # dropout after each conv of the dcgan D (0 = off)
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
+    precision: str = "float32"         # float32 | bfloat16 (mixed: see PRECISIONS)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
     seed: int = 0
@@ -191,6 +195,7 @@ class GanConfig:
             c.float(name, 0.0, MAX_WIDTH, low_open=True, high_open=False)
         c.float("d_dropout", 0.0, 1.0, low_open=False, high_open=True)
         c.choice("lr_schedule", LR_SCHEDULES)
+        c.choice("precision", PRECISIONS)
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
                               f"the tutorial's and has no width option; use --arch dcgan")

@@ -76,7 +76,8 @@ class GAN(keras.Model):
             else:   # a replica's rows of the whole batch's augmentation
                 images = in_global_batch(
                     lambda x: diff_augment(x, self.augment, seed), images, slot)
-        return self.discriminator(self._inputs(images, labels), training=True)
+        logits = self.discriminator(self._inputs(images, labels), training=True)
+        return tf.cast(logits, tf.float32)     # bfloat16 under mixed precision
 
     def _d_loss(self, real_logits, fake_logits):
         if self.loss_name == "hinge":

@@ -5,11 +5,16 @@ to images float32 [batch, 28, 28, 1] in [-1, 1]. Discriminators return one logit
 """
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers
 
 from .config import ARCHITECTURES, D_DROPOUT
 from .layers import SNConv2D, SNDense
+
+# Keras' policy for each GanConfig.precision.
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def _generator_inputs(latent_dim: int, num_classes: int):
@@ -34,8 +39,8 @@ def mlp_generator(latent_dim: int, num_classes: int = 0) -> keras.Model:
         x = layers.Dense(units)(x)
         x = layers.LeakyReLU(0.2)(x)
         x = layers.BatchNormalization(momentum=0.8)(x)
-    x = layers.Dense(28 * 28, activation="tanh")(x)
-    return _finish(inputs, layers.Reshape((28, 28, 1))(x), "mlp_generator")
+    x = layers.Dense(28 * 28, activation="tanh", dtype="float32")(x)
+    return _finish(inputs, layers.Reshape((28, 28, 1), dtype="float32")(x), "mlp_generator")
 
 
 def _channels(base: int, width: float) -> int:
@@ -84,7 +89,8 @@ def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    x = layers.Conv2D(1, 3, padding="same", activation="tanh")(x)
+    # The image leaves in float32 whatever the layers compute in (mixed precision).
+    x = layers.Conv2D(1, 3, padding="same", activation="tanh", dtype="float32")(x)
     return _finish(inputs, x, "dcgan_generator")
 
 
@@ -119,16 +125,45 @@ def _projection_head(image, features, num_classes: int, name: str,
 
 def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
                    spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0,
-                   d_dropout: float = D_DROPOUT):
+                   d_dropout: float = D_DROPOUT, precision: str = "float32"):
     """(generator, discriminator) for one architecture. The MLP generator has no width
-    option (it is the tutorial's); its discriminator does, but has no dropout."""
-    if arch == "mlp":
-        return (mlp_generator(latent_dim, num_classes),
-                mlp_discriminator(num_classes, spectral_norm, d_width))
-    if arch == "dcgan":
+    option (it is the tutorial's); its discriminator does, but has no dropout.
+
+    precision "bfloat16": every layer computes in bfloat16 with float32 weights, except the
+    generator's last layer (its image stays float32); the discriminator's logits are
+    bfloat16 (the GAN casts them before its losses).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of "
+                         f"{', '.join(ARCHITECTURES)}")
+    with _dtype_policy(DTYPE_POLICIES[precision]):
+        if arch == "mlp":
+            return (mlp_generator(latent_dim, num_classes),
+                    mlp_discriminator(num_classes, spectral_norm, d_width))
         return (dcgan_generator(latent_dim, num_classes, g_width),
                 dcgan_discriminator(num_classes, spectral_norm, d_width, d_dropout))
-    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """`model` rebuilt with every layer in float32, holding the same weights (a mixed
+    precision generator is saved and exported this way)."""
+    def float32_layer(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Layers made inside take `name` as their dtype policy (Keras' is global state)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def classifier(num_classes: int = 10, feature_dim: int = 128,

@@ -167,13 +167,14 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
     tf.config.experimental.enable_op_determinism()
 
     from .gan import GAN
-    from .models import build_gan_pair
+    from .models import build_gan_pair, float32_copy
 
     num_classes = config.num_classes
     with distribute.scope(strategy):
         generator, discriminator = build_gan_pair(
             config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
-            g_width=config.g_width, d_width=config.d_width, d_dropout=config.d_dropout)
+            g_width=config.g_width, d_width=config.d_width, d_dropout=config.d_dropout,
+            precision=config.precision)
         gan = GAN(generator, discriminator, config.latent_dim, num_classes,
                   seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
                   r1_gamma=config.r1_gamma, augment=config.augment_policy)
@@ -226,7 +227,9 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
 
     distribute.check_in_sync(gan, strategy)
     final = run_dir / "generator.keras"
-    save_keras(gan.ema_generator, final)
+    # A mixed-precision generator is saved in float32: what export converts and checks.
+    save_keras(gan.ema_generator if config.precision == "float32"
+               else float32_copy(gan.ema_generator), final)
     write_film(run_dir)
     return final
 
