@@ -80,6 +80,38 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     assert steps == list(range(1, 61))
 
 
+def test_a_run_resumed_with_more_steps_equals_one_trained_that_long(tmp_path):
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    _train("--out", straight, "--steps", "12", "--sample-every", "4", *TINY)
+    _train("--out", extended, "--steps", "8", "--sample-every", "4", *TINY)
+    assert (extended / "generator.keras").exists()          # a finished run goes further
+    result = _train("--resume", extended, "--steps", "12")
+    assert "extending" in result.stderr and "from 8 to 12 steps" in result.stderr
+    a, b = _weights(straight), _weights(extended)
+    assert int(b["step"]) == 12
+    assert all(np.array_equal(a[k], b[k]) for k in a), "extended weights differ"
+    info = json.loads((extended / "run.json").read_text())
+    assert info["config"]["steps"] == 12 and info["extended_from"] == [8]
+    steps = [int(line.split(",")[0]) for line in
+             (extended / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 13))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--steps", "4"], "was made for 8 steps; a resumed run goes further, not shorter"),
+    (["--steps", "12"], "decays its learning rates to 0 at step 8 (lr_schedule linear)"),
+])
+def test_more_steps_are_refused_where_they_would_be_another_run(tmp_path, extra, message):
+    run = tmp_path / "run"
+    _train("--out", run, "--steps", "8", "--sample-every", "4", "--lr-schedule", "linear",
+           *TINY)
+    before = (run / "run.json").read_text(), (run / "checkpoint.npz").read_bytes()
+    result = _train("--resume", run, *extra, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], lines
+    assert ((run / "run.json").read_text(), (run / "checkpoint.npz").read_bytes()) == before
+
+
 def test_diverging_run_stops_with_a_clear_message(tmp_path):
     run = tmp_path / "run"
     result = _train("--out", run, "--steps", "40", "--sample-every", "10", *TINY,

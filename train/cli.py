@@ -69,8 +69,9 @@ def _gan_options(func):
              type=int),
         _opt(GanConfig, "latent_dim", "Latent size.", type=int),
         _opt(GanConfig, "conditional", "Class-conditional model.", is_flag=True),
-        _opt(GanConfig, "steps", "Training steps (a multiple of --sample-every).",
-             type=int),
+        _opt(GanConfig, "steps", "Training steps (a multiple of --sample-every). With "
+                                 "--resume: train the run further, to this many steps "
+                                 "(constant learning rates only).", type=int),
         _opt(GanConfig, "batch_size", "Images per step.", type=int),
         _opt(GanConfig, "optimizer", "Optimizer of both networks.",
              type=click.Choice(OPTIMIZERS)),
@@ -133,12 +134,16 @@ def gan_config(ctx: click.Context) -> tuple[GanConfig, bool]:
     p = dict(ctx.params)
     resume = p.pop("resume")
     if resume is not None:
-        given = [name for name in p if option_source_given(ctx, name)]
+        given = [name for name in p if option_source_given(ctx, name) and name != "steps"]
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ConfigError(f"--resume continues {resume} with the settings in its "
-                              f"run.json; it takes no other option (given: {flags})")
-        return _resumed_config(resume), True
+                              f"run.json; it takes no other option but --steps (given: "
+                              f"{flags})")
+        config = _resumed_config(resume)
+        if option_source_given(ctx, "steps"):   # train further: checked by run_gan.train
+            config = dataclasses.replace(config, steps=p["steps"])
+        return config, True
     if p["out"] is None:
         raise ConfigError("give --out RUN_DIR for a new run, or --resume RUN_DIR to "
                           "continue one")

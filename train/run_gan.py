@@ -146,6 +146,8 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
     if resume:
         if not ckpt_path.exists():
             raise TrainError(f"{config.out}: no checkpoint.npz to resume from")
+        if where.chief:
+            _extend(config)
     elif (run_dir / "run.json").exists():
         raise TrainError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
                          f"continue it, or choose another --out")
@@ -232,6 +234,38 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
                else float32_copy(gan.ema_generator), final)
     write_film(run_dir)
     return final
+
+
+def _extend(config: GanConfig) -> None:
+    """A resumed run given more steps than its run.json records: check and record them.
+
+    With constant learning rates the latents, batches and updates of step s depend on
+    (seed, s) alone, so the run extended to N steps is the run trained for N steps in one
+    go: run.json then says N, and its command reproduces the model.
+
+    Raises:
+        ConfigError: fewer steps than recorded, or a learning-rate schedule (it decays to
+            0 at the recorded last step: more steps would be another run).
+    """
+    path = config.out / "run.json"
+    try:
+        info = json.loads(path.read_text())
+        recorded = info["config"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TrainError(f"{path}: no readable run configuration to resume") from None
+    if config.steps == recorded:
+        return
+    if config.steps < recorded:
+        raise ConfigError(f"steps (--steps) {config.steps}: {config.out} was made for "
+                          f"{recorded} steps; a resumed run goes further, not shorter")
+    if config.lr_schedule != "constant":
+        raise ConfigError(f"steps (--steps) {config.steps}: {config.out} decays its "
+                          f"learning rates to 0 at step {recorded} (lr_schedule "
+                          f"{config.lr_schedule}); only a constant-rate run can go further")
+    info["config"]["steps"] = config.steps
+    info.setdefault("extended_from", []).append(recorded)
+    write_json(path, info)
+    print(f"extending {config.out} from {recorded} to {config.steps} steps", file=sys.stderr)
 
 
 def _record_time(run_dir: Path, seconds: float) -> None:
