@@ -100,6 +100,44 @@ def error_line(e: Exception) -> str:
     return (lines[0] if lines else type(e).__name__)[:200]
 
 
+# OpenVINO's CPU plugin (2025.4.1-2026.4.1, on an AMX Xeon) compiles but cannot run a bf16
+# Convolution with fewer output channels than this ("Convolution node ... object is not
+# initialized"): the optimized generators' image convolutions have 4 (export/optimize.py).
+MIN_BF16_CONV_CHANNELS = 8
+
+
+def widen_narrow_convolutions(model: Any) -> int:
+    """Give every Convolution of `model` (an openvino.Model, changed in place) with fewer
+    than MIN_BF16_CONV_CHANNELS output channels that many, the added filters all zero, and
+    slice its output back to its own channels: the same numbers, in a form OpenVINO's bf16
+    kernels run. Returns how many were widened."""
+    import openvino.opset13 as ops
+
+    widened = 0
+    for node in model.get_ordered_ops():
+        weights = node.input_value(1).get_node() if node.get_type_name() == "Convolution" \
+            else None
+        if weights is None or weights.get_type_name() != "Constant":
+            continue
+        kernel = weights.get_data()
+        channels = kernel.shape[0]
+        if channels >= MIN_BF16_CONV_CHANNELS:
+            continue
+        zeros = np.zeros((MIN_BF16_CONV_CHANNELS - channels, *kernel.shape[1:]), kernel.dtype)
+        a = node.get_attributes()
+        wide = ops.convolution(node.input_value(0), ops.constant(np.concatenate([kernel, zeros])),
+                               a["strides"], a["pads_begin"], a["pads_end"], a["dilations"],
+                               a["auto_pad"].upper())
+        own = ops.slice(wide, np.array([0]), np.array([channels]), np.array([1]),
+                        np.array([1]))
+        for target in list(node.output(0).get_target_inputs()):
+            target.replace_source_output(own.output(0))
+        widened += 1
+    if widened:
+        model.validate_nodes_and_infer_types()
+    return widened
+
+
 class Session:
     """A model compiled by OpenVINO for the CPU, used like an onnxruntime session. Safe
     to run from several threads: each run takes an infer request of its own from a pool."""
@@ -111,7 +149,10 @@ class Session:
         own exceptions pass through: the caller says which file failed."""
         # An empty weights blob: the model is self-contained (external data is refused
         # before this).
-        self._compiled = core.compile_model(core.read_model(model_bytes, b""), "CPU", config)
+        model = core.read_model(model_bytes, b"")
+        if config["INFERENCE_PRECISION_HINT"] == "bf16":
+            widen_narrow_convolutions(model)
+        self._compiled = core.compile_model(model, "CPU", config)
         self.devices = [str(d) for d in self._compiled.get_property("EXECUTION_DEVICES")]
         self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT") \
             .get_type_name()
