@@ -100,9 +100,9 @@ def error_line(e: Exception) -> str:
     return (lines[0] if lines else type(e).__name__)[:200]
 
 
-# OpenVINO's CPU plugin (2025.4.1-2026.4.1, on an AMX Xeon) compiles but cannot run a bf16
-# Convolution with fewer output channels than this ("Convolution node ... object is not
-# initialized"): the optimized generators' image convolutions have 4 (export/optimize.py).
+# OpenVINO's CPU plugin (2025.4.1-2026.4.1, on an AMX Xeon) compiles but cannot run in bf16
+# the optimized generators' image convolutions, 4 output channels (export/optimize.py):
+# "Convolution node ... object is not initialized". Widened to 8 (or 16) they run.
 MIN_BF16_CONV_CHANNELS = 8
 
 
