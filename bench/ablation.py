@@ -64,6 +64,9 @@ ROWS = {
     # A combination, after wider-d was the one lever both judges favoured at 2,000 steps:
     # does hinge+SN add to it?
     "wider-d+hinge+sn": ["--d-width", "2", "--loss", "hinge", "--spectral-norm"],
+    # Cheaper steps, not another recipe: Keras' mixed bfloat16 (fast only on CPUs with AMX
+    # or AVX512-BF16). Does it cost quality per step?
+    "bf16": ["--precision", "bfloat16"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],
