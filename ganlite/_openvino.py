@@ -100,9 +100,10 @@ def error_line(e: Exception) -> str:
     return (lines[0] if lines else type(e).__name__)[:200]
 
 
-# OpenVINO's CPU plugin (2025.4.1-2026.4.1, on an AMX Xeon) compiles but cannot run in bf16
-# the optimized generators' image convolutions, 4 output channels (export/optimize.py):
-# "Convolution node ... object is not initialized". Widened to 8 (or 16) they run.
+# OpenVINO's CPU plugin (seen with 2025.4.1, 2026.3.1, 2026.4.1 on an AMX Xeon) compiles but
+# cannot run in bf16 the optimized generators' image convolutions, 4 output channels
+# (export/optimize.py): "Convolution node ... object is not initialized". Widened to 8 (or
+# 16) they run (tried with 2026.4.1).
 MIN_BF16_CONV_CHANNELS = 8
 
 
