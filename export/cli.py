@@ -1,6 +1,6 @@
 """The click commands of `python -m export`:
 
-   python -m export model RUN_DIR --out artifacts/NAME.onnx [--name NAME]
+   python -m export model RUN_DIR --out artifacts/NAME.onnx [--name NAME] [--standing-stats N]
    python -m export optimize FILE.onnx      (rewrite a generator exported before optimize)
    python -m export int8 FILE.onnx          (its int8 variant, if it passes the quality gate)
    python -m export reseal FILE.onnx...     (seal models exported before model_sha256)
@@ -42,11 +42,16 @@ def main() -> None:
 @click.option("--no-optimize", is_flag=True,
               help="Keep tf2onnx's graph as converted (default: rewrite a generator for "
                    "onnxruntime's CPU kernels, export/optimize.py, parity-checked).")
-def model(run_dir: Path, out: Path, name: str | None, no_optimize: bool) -> None:
+@click.option("--standing-stats", type=int, default=0, show_default=True, metavar="N",
+              help="Generators: recompute the BatchNorm statistics from N of the model's "
+                   "own samples (1,000-200,000; 0: keep training's moving averages).")
+def model(run_dir: Path, out: Path, name: str | None, no_optimize: bool,
+          standing_stats: int) -> None:
     """Export the final model of RUN_DIR, a run folder of python -m train."""
     from .config import ExportConfig
 
-    config = ExportConfig(run_dir, out, name, optimize=not no_optimize)
+    config = ExportConfig(run_dir, out, name, optimize=not no_optimize,
+                          standing_stats=standing_stats)
     from .model import export_run
 
     export_run(config)

@@ -10,6 +10,10 @@ from ganlite.modelfile import MAX_TEXT
 
 from .errors import ExportConfigError
 
+# Samples for standing statistics (export/standing.py): 0 = off; fewer than the minimum
+# would estimate thousands of channel variances from too few images.
+STANDING_STATS_RANGE = (1_000, 200_000)
+
 
 def _path(name: str, value: object) -> Path:
     text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
@@ -22,11 +26,14 @@ def _path(name: str, value: object) -> Path:
 class ExportConfig:
     """Export the final model of run folder `run_dir` to `out` (NAME.onnx), named `name`
     in its card (default: the file's stem); a generator's graph is rewritten for
-    onnxruntime's CPU kernels (export/optimize.py) unless `optimize` is False."""
+    onnxruntime's CPU kernels (export/optimize.py) unless `optimize` is False. With
+    `standing_stats` N > 0 a generator's BatchNorm statistics are first recomputed from N
+    of its own samples (export/standing.py)."""
     run_dir: Path
     out: Path
     name: str | None = None
     optimize: bool = True
+    standing_stats: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", _path("RUN_DIR", self.run_dir))
@@ -36,6 +43,11 @@ class ExportConfig:
             raise ExportConfigError(f"--out {str(out)!r} must be a file name ending in .onnx")
         if not isinstance(self.optimize, bool):
             raise ExportConfigError(f"optimize must be True or False, got {self.optimize!r}")
+        low, high = STANDING_STATS_RANGE
+        n = self.standing_stats
+        if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or low <= n <= high):
+            raise ExportConfigError(f"standing_stats (--standing-stats) must be 0 (off) or "
+                                    f"an integer between {low:,} and {high:,}, got {n!r}")
         name = self.model_name
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_TEXT \
                 or not name.isprintable():
@@ -52,7 +64,9 @@ class ExportConfig:
         """The arguments of `python -m export model` that make this export."""
         return ([str(self.run_dir), "--out", str(self.out)]
                 + (["--name", self.name] if self.name is not None else [])
-                + ([] if self.optimize else ["--no-optimize"]))
+                + ([] if self.optimize else ["--no-optimize"])
+                + (["--standing-stats", str(self.standing_stats)]
+                   if self.standing_stats else []))
 
     def command(self) -> str:
         """The shell command (shlex-quoted) that makes this export."""

@@ -22,6 +22,7 @@ from ganlite.files import atomic_write_all, check_new_file, make_folder
 from .card import PIXEL_FORMAT, card_json, export_versions, finish
 from .config import ExportConfig
 from .errors import ExportError
+from .standing import standing_statistics
 
 
 def export_run(config: ExportConfig) -> dict:
@@ -29,13 +30,18 @@ def export_run(config: ExportConfig) -> dict:
 
     Raises:
         ExportError: not a run folder, unfinished, unreadable model or run.json, failed
-            conversion; ParityError (a subclass) when Keras and onnxruntime disagree.
+            conversion, standing statistics asked of a classifier (or of a generator
+            without BatchNorm); ParityError (a subclass) when Keras and onnxruntime
+            disagree.
         OutputError: --out cannot be written (checked before any work).
     """
     info = _run_info(config.run_dir)
     kind = info.get("kind", "generator")
     if kind not in ("generator", "classifier"):
         raise ExportError(f"{config.run_dir / 'run.json'}: unknown kind {kind!r}")
+    if kind == "classifier" and config.standing_stats:
+        raise ExportError(f"{config.run_dir}: standing_stats (--standing-stats) applies to "
+                          f"generators; this run is a classifier")
     final = config.run_dir / ("classifier.keras" if kind == "classifier"
                               else "generator.keras")
     if not final.is_file():
@@ -105,6 +111,15 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
     if run.conditional and _embedding_classes(model) != dataset.num_classes:
         raise ExportError(f"{final}: embeds {_embedding_classes(model)} labels, dataset "
                           f"{run.dataset} has {dataset.num_classes} classes")
+    keras_bytes = final.read_bytes()
+    standing = None
+    if config.standing_stats:
+        layers = standing_statistics(model, run.latent_dim, run.num_classes,
+                                     config.standing_stats, run.seed)
+        standing = {"samples": config.standing_stats, "seed": run.seed, "layers": layers}
+        print(f"standing statistics: {layers} BatchNorm layer(s) from "
+              f"{config.standing_stats:,} samples", file=sys.stderr)
+        keras_bytes = _keras_bytes(model)
     proto, parity = export_generator(model, run.latent_dim, run.conditional,
                                      dataset.num_classes, optimize_graph=config.optimize)
     print(f"parity: max abs {parity['max_abs_float']:.2e} on [-1, 1], "
@@ -131,15 +146,26 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
         "parity": parity,
         "exported": datetime.date.today().isoformat(),
     }
+    if standing is not None:
+        card["standing_stats"] = standing
     data = finish(proto, card, out)
-    # The Keras model travels with the ONNX one: bench/speed.py compares the two.
+    # The Keras model travels with the ONNX one (with the statistics the ONNX model has):
+    # bench/speed.py compares the two.
     files = {out: data, out.with_suffix(".json"): card_json(card),
-             out.with_suffix(".keras"): final.read_bytes(),
+             out.with_suffix(".keras"): keras_bytes,
              out.with_suffix(".png"): _grid_png(data, card)}
     film = config.run_dir / "training.gif"
     if film.exists():  # the training film travels with the model: NAME-training.gif
         files[out.with_name(f"{out.stem}-training.gif")] = film.read_bytes()
     return card, files
+
+
+def _keras_bytes(model) -> bytes:
+    """A Keras model's .keras file, as bytes (written to a scratch folder first)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
 
 
 def _grid_png(model_bytes: bytes, card: dict) -> bytes:

@@ -141,10 +141,10 @@ def test_shipped_cards_train_commands_still_parse(card):
     assert config.conditional is card["conditional"] and config.dataset == card["dataset"]
 
 
-@pytest.mark.parametrize("optimize", [True, False])
-def test_export_command_round_trips(optimize):
+@pytest.mark.parametrize("optimize,standing_stats", [(True, 0), (False, 0), (True, 20_000)])
+def test_export_command_round_trips(optimize, standing_stats):
     config = ExportConfig(Path("runs/a b"), Path("out dir/m 1.onnx"), name="my model",
-                          optimize=optimize)
+                          optimize=optimize, standing_stats=standing_stats)
     args = shlex.split(config.command())
     assert args[:4] == ["python", "-m", "export", "model"]
     with export_main.commands["model"].make_context("model", args[4:]) as ctx:
