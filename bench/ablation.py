@@ -15,7 +15,8 @@ lever that costs twice per step gets half the steps in 90 minutes; rows of anoth
 length compare levers at equal time, with --snapshots giving each row the same
 overhead). Control rows (baseline-seed1, hinge+sn-seed1, wider-d-seed1) change only the
 training seed: how far the seed alone moves a row is the yardstick for every other row's
-difference.
+difference. Export rows (standing-stats) train nothing: they export another row's run
+with other `python -m export model` options.
 
 Writes bench/results/ablation-DATASET-STEPS.json and .md. Prints the CPU model and flags.
 """
@@ -73,6 +74,10 @@ ROWS = {
     "hinge+sn-seed1": ["--loss", "hinge", "--spectral-norm"],
     "wider-d-seed1": ["--d-width", "2"],
 }
+# Rows that change the export, not the training: (the row whose run they export, the
+# extra options of `python -m export model`). No training of their own.
+EXPORT_ROWS = {"standing-stats": ("baseline", ["--standing-stats", "50000"])}
+ROWS.update({name: [] for name in EXPORT_ROWS})
 # Training seed of each row (TRAIN_SEED unless named here).
 ROW_SEEDS = {"baseline-seed1": 1, "hinge+sn-seed1": 1, "wider-d-seed1": 1}
 CONTROLS = frozenset(ROW_SEEDS)
@@ -92,6 +97,13 @@ def train_row(name: str, dataset: str, data: Path, steps: int, runs: Path,
     snapshots: sample grids, checkpoints and FCD-monitor passes in the run, evenly
     spaced (0: one every 1,000 steps). Rows compared on steps/s should have the same
     count, as each snapshot costs the same seconds whatever the row's length."""
+    if name in EXPORT_ROWS:    # the same run as another row, exported differently
+        trained, export_options = EXPORT_ROWS[name]
+        train_row(trained, dataset, data, steps, runs, ema_decay, snapshots)
+        model = runs / name / f"{name}.onnx"
+        if not model.exists():
+            _python_m("export", "model", runs / trained, "--out", model, *export_options)
+        return model
     run = runs / name
     model = run / f"{name}.onnx"
     if not (run / "generator.keras").exists():
@@ -186,8 +198,13 @@ def main() -> int:
         seed = ROW_SEEDS.get(name, TRAIN_SEED)
         row["options"] = (" ".join(ROWS[name] + (["--seed", str(seed)] if seed else []))
                           or "(baseline)")
+        trained_dir = model.parent
+        if name in EXPORT_ROWS:
+            trained, export_options = EXPORT_ROWS[name]
+            row["options"] = f"{trained}'s run; export {' '.join(export_options)}"
+            trained_dir = runs / trained
         row["steps"] = args.steps
-        row["steps_per_second"], row["train_seconds"] = _timing(model.parent)
+        row["steps_per_second"], row["train_seconds"] = _timing(trained_dir)
         for judge_name, classifier in judges.items():
             if judge_name not in row:
                 row[judge_name] = judge(model, classifier, args.dataset)
