@@ -112,11 +112,14 @@ def test_export_with_standing_statistics(tiny_conditional_run, tmp_path, capsys)
     import keras
 
     plain, standing = tmp_path / "plain.onnx", tmp_path / "standing.onnx"
+    run_bytes = (tiny_conditional_run / "generator.keras").read_bytes()
     assert _export(["model", tiny_conditional_run, "--out", plain], capsys)[0] == 0
     status, err = _export(["model", tiny_conditional_run, "--out", standing,
                            "--standing-stats", 1_000], capsys)
     assert status == 0, err
     assert "standing statistics: 3 BatchNorm layer(s) from 1,000 samples" in err
+    # The run folder is read, never written: its generator keeps the trained statistics.
+    assert (tiny_conditional_run / "generator.keras").read_bytes() == run_bytes
 
     card = ganlite.read_card(standing)
     assert card["standing_stats"] == {"samples": 1_000, "seed": 5, "layers": 3}
