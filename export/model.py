@@ -111,7 +111,6 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
     if run.conditional and _embedding_classes(model) != dataset.num_classes:
         raise ExportError(f"{final}: embeds {_embedding_classes(model)} labels, dataset "
                           f"{run.dataset} has {dataset.num_classes} classes")
-    keras_bytes = final.read_bytes()
     standing = None
     if config.standing_stats:
         layers = standing_statistics(model, run.latent_dim, run.num_classes,
@@ -119,7 +118,9 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
         standing = {"samples": config.standing_stats, "seed": run.seed, "layers": layers}
         print(f"standing statistics: {layers} BatchNorm layer(s) from "
               f"{config.standing_stats:,} samples", file=sys.stderr)
-        keras_bytes = _keras_bytes(model)
+    # The Keras model travels with the ONNX one, with the statistics the ONNX model has
+    # (bench/speed.py compares the two): the run's file, or the recomputed model.
+    keras_bytes = _keras_bytes(model) if standing else final.read_bytes()
     proto, parity = export_generator(model, run.latent_dim, run.conditional,
                                      dataset.num_classes, optimize_graph=config.optimize)
     print(f"parity: max abs {parity['max_abs_float']:.2e} on [-1, 1], "
@@ -149,8 +150,6 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
     if standing is not None:
         card["standing_stats"] = standing
     data = finish(proto, card, out)
-    # The Keras model travels with the ONNX one (with the statistics the ONNX model has):
-    # bench/speed.py compares the two.
     files = {out: data, out.with_suffix(".json"): card_json(card),
              out.with_suffix(".keras"): keras_bytes,
              out.with_suffix(".png"): _grid_png(data, card)}
@@ -161,10 +160,12 @@ def _generator(config: ExportConfig, info: dict, model, final: Path):
 
 
 def _keras_bytes(model) -> bytes:
-    """A Keras model's .keras file, as bytes (written to a scratch folder first)."""
+    """A Keras model's .keras file, as bytes (saved by train.saving into a scratch folder)."""
+    from train.saving import save_keras
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
-        model.save(path)
+        save_keras(model, path)
         return path.read_bytes()
 
 

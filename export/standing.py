@@ -72,7 +72,7 @@ def standing_statistics(model, latent_dim: int, num_classes: int, samples: int,
             axes = tuple(range(acts.ndim - 1))       # every axis but the channels
             total = total + acts.sum(axes)
             total_sq = total_sq + np.square(acts).sum(axes)
-        count = samples * (np.prod(acts.shape[1:-1]) if acts.ndim > 2 else 1)
+        count = samples * int(np.prod(acts.shape[1:-1]))     # values per channel
         mean = total / count
         variance = np.maximum(total_sq / count - np.square(mean), 0.0)
         layer.moving_mean.assign(mean.astype(np.float32))
