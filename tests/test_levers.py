@@ -1,6 +1,6 @@
 """The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
-DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules, mixed
-bfloat16 precision. Each
+DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules, top-k
+training, mixed bfloat16 precision. Each
 is an option that really changes training, keeps runs reproducible and resumable, and
 exports."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ TINY = ["--data", str(MNIST_SMALL), "--arch", "dcgan", "--latent-dim", "8", "--c
 ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
               "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
               "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine",
-              "--precision", "bfloat16"]
+              "--top-k", "0.5", "--top-k-decay", "0.5", "--precision", "bfloat16"]
 
 
 def _train(*args, check=True):
@@ -51,6 +51,10 @@ def _weights(run_dir):
     ({"d_dropout": 1.0}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
     ({"d_dropout": -0.1}, "d_dropout (--d-dropout) must be a number in [0, 1)"),
     ({"lr_schedule": "step"}, "lr_schedule (--lr-schedule) must be one of constant"),
+    ({"top_k": 0.0}, "top_k (--top-k) must be a number in (0, 1]"),
+    ({"top_k": 1.5}, "top_k (--top-k) must be a number in (0, 1]"),
+    ({"top_k_decay": 0.0}, "top_k_decay (--top-k-decay) must be a number in (0, 1]"),
+    ({"top_k": 0.5, "strategy": "mirrored"}, "top_k (--top-k) 0.5 needs strategy"),
     ({"precision": "float16"}, "precision (--precision) must be one of float32, bfloat16"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
     ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),
@@ -71,6 +75,7 @@ def test_lever_options_round_trip_through_the_command(tmp_path):
     assert config.augment_policy == ("color", "translation", "cutout")
     assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
     assert config.d_dropout == 0.1 and config.precision == "bfloat16"
+    assert (config.top_k, config.top_k_decay) == (0.5, 0.5)
     import shlex
     assert parse_gan(shlex.split(config.command())[4:]) == config
 
@@ -82,6 +87,7 @@ def test_defaults_are_the_recipe_before_the_levers():
     assert (c.loss, c.spectral_norm, c.r1_gamma, c.augment_policy, c.g_width, c.d_width,
             c.d_dropout, c.lr_schedule, c.precision) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3,
                                                          "constant", "float32")
+    assert c.top_k == 1.0       # off: the generator learns from every fake
 
 
 # --- the pieces ------------------------------------------------------------------------
@@ -211,6 +217,31 @@ def test_discriminator_dropout_rate_and_off():
     assert rates(build_gan_pair("dcgan", 8, 10, d_dropout=0.0)[1]) == []
 
 
+def test_top_k_keeps_the_fakes_rated_most_real_on_a_decaying_schedule():
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    g, d = build_gan_pair("dcgan", 8, 10)
+    gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, top_k=0.25, top_k_decay=0.5,
+              steps_per_epoch=10)
+    logits = np.array([[0.5], [-2.0], [5.0], [1.0], [-0.5], [4.0], [2.0], [-1.0]], np.float32)
+
+    def kept(step):
+        return sorted(np.asarray(gan._best_fakes(logits, step)).tolist())
+
+    # Epoch 0 (steps 0-9) keeps the whole batch; epoch 1 half of it (0.5**1), the best
+    # four; from epoch 2 on the floor, a quarter (0.5**2 = 0.25, 0.5**3 < 0.25): the best two.
+    assert kept(0) == kept(9) == sorted(logits.ravel().tolist())
+    assert kept(10) == [1.0, 2.0, 4.0, 5.0]
+    assert kept(25) == kept(1000) == [4.0, 5.0]
+    # The kept count is rounded up and at least one: 3 of 8 at 0.3, 1 of 2 at 0.25.
+    gan.top_k, gan.top_k_decay = 0.3, 0.01
+    assert kept(50) == [2.0, 4.0, 5.0]
+    assert sorted(np.asarray(gan._best_fakes(logits[:2], 50)).tolist()) == [0.5]
+    gan.top_k = 1.0                                    # off
+    assert kept(1000) == sorted(logits.ravel().tolist())
+
+
 def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
     import keras
 
@@ -265,6 +296,18 @@ def test_each_lever_changes_training(tmp_path, lever, baseline_run):
     assert a.keys() != b.keys() or any(not np.array_equal(a[k], b[k]) for k in a), lever
 
 
+@pytest.mark.slow
+def test_top_k_changes_training_from_the_second_epoch(tmp_path):
+    # 32 images in batches of 16: epoch 0 is steps 0-1, so top-k acts from step 2 on.
+    args = [*TINY, "--limit", "32", "--sample-every", "2"]
+    top_k = ["--top-k", "0.5", "--top-k-decay", "0.5"]     # epoch 1 keeps 8 of 16
+    for name, steps, lever in [("a2", 2, []), ("b2", 2, top_k), ("a6", 6, []), ("b6", 6, top_k)]:
+        _train("--out", tmp_path / name, "--steps", steps, *args, *lever)
+    a2, b2, a6, b6 = (_weights(tmp_path / n) for n in ("a2", "b2", "a6", "b6"))
+    assert all(np.array_equal(a2[k], b2[k]) for k in a2)   # the whole batch in epoch 0
+    assert any(not np.array_equal(a6[k], b6[k]) for k in a6)
+
+
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("baseline") / "run"
@@ -274,7 +317,8 @@ def baseline_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_all_levers_resume_exactly_and_export(tmp_path):
-    args = ["--steps", "30", "--sample-every", "5", *TINY, *ALL_LEVERS]
+    # 64 images: 4 steps an epoch, so top-k's schedule moves during the run.
+    args = ["--steps", "30", "--sample-every", "5", "--limit", "64", *TINY, *ALL_LEVERS]
     straight = tmp_path / "straight"
     _train("--out", straight, *args)
 

@@ -98,6 +98,12 @@ def _gan_options(func):
         _opt(GanConfig, "lr_schedule", "Learning rates: constant, or decayed to 0 at the "
                                        "last step (linear, cosine).",
              type=click.Choice(LR_SCHEDULES)),
+        _opt(GanConfig, "top_k", "Top-k training: the generator learns only from the "
+                                 "fraction of its batch that the discriminator rates most "
+                                 "real; the fraction starts at 1 and decays by "
+                                 "--top-k-decay per epoch down to this (1: off).",
+             type=float),
+        _opt(GanConfig, "top_k_decay", "Per-epoch decay of --top-k's fraction.", type=float),
         _opt(GanConfig, "precision", "Compute precision of both networks: float32, or "
                                      "bfloat16 (Keras' mixed precision: weights, losses and "
                                      "the saved generator stay float32; faster only on CPUs "

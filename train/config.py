@@ -161,6 +161,8 @@ class GanConfig:
     d_width: float = 1.0               # channel multiplier of D
     d_dropout: float = D_DROPOUT       # dropout after each conv of the dcgan D (0 = off)
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
+    top_k: float = 1.0                 # floor of the fraction of fakes in G's loss (1 = all)
+    top_k_decay: float = 0.99          # that fraction's decay per epoch, from 1 to top_k
     precision: str = "float32"         # float32 | bfloat16 (mixed: see PRECISIONS)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -195,6 +197,8 @@ class GanConfig:
             c.float(name, 0.0, MAX_WIDTH, low_open=True, high_open=False)
         c.float("d_dropout", 0.0, 1.0, low_open=False, high_open=True)
         c.choice("lr_schedule", LR_SCHEDULES)
+        c.float("top_k", 0.0, 1.0, low_open=True, high_open=False)
+        c.float("top_k_decay", 0.0, 1.0, low_open=True, high_open=False)
         c.choice("precision", PRECISIONS)
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
@@ -216,6 +220,10 @@ class GanConfig:
             raise ConfigError(f"batch_size (--batch-size) {self.batch_size} must be a "
                               f"multiple of devices (--devices) {self.devices}: each "
                               f"replica takes an equal share of the batch")
+        if self.top_k < 1.0 and self.strategy != "default":
+            # Each replica would keep the best of its own share, not of the whole batch.
+            raise ConfigError(f"top_k (--top-k) {self.top_k:g} needs strategy (--strategy) "
+                              f"default, got {self.strategy}")
         if self.steps % self.sample_every:
             raise ConfigError(f"steps (--steps) {self.steps} must be a multiple of "
                               f"sample_every (--sample-every) {self.sample_every}")

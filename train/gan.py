@@ -20,20 +20,27 @@ _AUGMENT_SALT = 2**33
 class GAN(keras.Model):
     """GAN on logits: the non-saturating loss (Goodfellow et al. 2014) or the hinge loss
     (Lim & Ye 2017; Miyato et al. 2018), optionally an R1 penalty on real images
-    (Mescheder et al. 2018) and differentiable augmentation of every discriminator input.
+    (Mescheder et al. 2018), differentiable augmentation of every discriminator input, and
+    top-k training (Sinha et al. 2020): the generator's loss over only the fakes that the
+    discriminator rates most real, a fraction of the batch that starts at 1 and decays by
+    `top_k_decay` per epoch (`steps_per_epoch` steps) down to `top_k`.
 
     Batches are (images float32 [b, 28, 28, 1] in [-1, 1], labels int32 [b], step int64).
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, num_classes: int,
                  seed: int, ema_decay: float, loss: str = "ns", r1_gamma: float = 0.0,
-                 augment: tuple[str, ...] = (), **kwargs):
+                 augment: tuple[str, ...] = (), top_k: float = 1.0,
+                 top_k_decay: float = 0.99, steps_per_epoch: int = 1, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss_name = loss
         self.r1_gamma = r1_gamma
         self.augment = tuple(augment)
+        self.top_k = top_k
+        self.top_k_decay = top_k_decay
+        self.steps_per_epoch = steps_per_epoch
         self.generator = generator
         self.discriminator = discriminator
         # Sampling from an exponential moving average of G's weights (Yazici et al. 2019)
@@ -90,6 +97,18 @@ class GAN(keras.Model):
             return -tf.reduce_mean(fake_logits)
         return tf.reduce_mean(tf.nn.softplus(-fake_logits))
 
+    def _best_fakes(self, fake_logits, step):
+        """The logits [k] of the k fakes the discriminator rates most real, k the kept
+        fraction of the batch at this step (rounded up); all of them when top-k is off."""
+        logits = tf.reshape(fake_logits, [-1])
+        if self.top_k >= 1.0:
+            return logits
+        epoch = tf.cast(step // self.steps_per_epoch, tf.float64)
+        kept = tf.maximum(tf.constant(self.top_k, tf.float64),
+                          tf.pow(tf.constant(self.top_k_decay, tf.float64), epoch))
+        count = tf.cast(tf.math.ceil(kept * tf.cast(tf.size(logits), tf.float64)), tf.int32)
+        return tf.math.top_k(logits, k=tf.maximum(count, 1), sorted=False).values
+
     def _latents(self, batch, step, salt, slot=None):
         seed = tf.stack([tf.cast(self.seed, tf.int64), step * 2 + salt])
         if slot is not None:    # one replica's rows of the whole batch's latents
@@ -130,7 +149,8 @@ class GAN(keras.Model):
         z = self._latents(batch, step, 1, slot)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
-            g_loss = self._g_loss(self._disc(fake_images, labels, step, 2, slot))
+            g_loss = self._g_loss(
+                self._best_fakes(self._disc(fake_images, labels, step, 2, slot), step))
             g_share = replica_share(g_loss)
         grads = tape.gradient(g_share, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(

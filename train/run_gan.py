@@ -179,7 +179,9 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
             precision=config.precision)
         gan = GAN(generator, discriminator, config.latent_dim, num_classes,
                   seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
-                  r1_gamma=config.r1_gamma, augment=config.augment_policy)
+                  r1_gamma=config.r1_gamma, augment=config.augment_policy,
+                  top_k=config.top_k, top_k_decay=config.top_k_decay,
+                  steps_per_epoch=len(images) // config.batch_size)
         gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
                                            config.lr_schedule, config.steps),
                     g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1,
