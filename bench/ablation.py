@@ -209,6 +209,7 @@ def main() -> int:
             trained_dir = runs / trained
         row["steps"] = args.steps
         row["steps_per_second"], row["train_seconds"] = _timing(trained_dir)
+        row["trained_on"] = _trained_on(trained_dir)
         for judge_name, classifier in judges.items():
             if judge_name not in row:
                 row[judge_name] = judge(model, classifier, args.dataset)
@@ -216,6 +217,15 @@ def main() -> int:
         out.write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(results, out.with_suffix(".md"), args, cpu(with_load=True))
     return 0
+
+
+def _trained_on(run: Path) -> str | None:
+    """The CPU model and core count a run trained on, from its run.json (None: unknown)."""
+    try:
+        machine = json.loads((run / "run.json").read_text())["machine"]
+        return f"{machine['model']}, {machine['cores']} cores"
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:
@@ -228,12 +238,16 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
              f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "
              f"{args.dataset} --data DATA --steps {args.steps} --judges {args.judges} "
              f"--ema-decay {args.ema_decay:g}`", "",
-             machine, "",
+             f"Last run on: {machine}", "",
+             "Trained on: " + "; ".join(
+                 f"{', '.join(names)}: {where}" for where, names in _by_machine(results)),
+             "",
              "Each row: the baseline with one change; means over sample seeds 0-2 of 10,000 "
              "samples each (FCD spread = max - min over the seeds). Judge 1: the bundled "
              "classifier; judge 2: bench/judge.py's (another architecture and seed). "
              "Steps/s: this run's training steps over its training seconds (in brackets, "
-             "where recorded; one machine, rows one after another).", "",
+             "where recorded; rows one after another; compare rates only between rows "
+             "trained on one machine).", "",
              "| row | options | steps/s | FCD, judge 1 (vs baseline) | precision | recall "
              "| worst on-label | FCD, judge 2 (vs baseline) | precision | recall "
              "| worst on-label | judges agree |",
@@ -260,6 +274,15 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
                      + " | ".join(cells(name, "judge-1") + cells(name, "judge-2"))
                      + f" | {agree} |")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _by_machine(results: dict) -> list[tuple[str, list[str]]]:
+    """[(machine, its rows)] in row order; rows from before machines were recorded are
+    "not recorded"."""
+    groups: dict[str, list[str]] = {}
+    for name, row in results.items():
+        groups.setdefault(row.get("trained_on") or "not recorded", []).append(name)
+    return list(groups.items())
 
 
 if __name__ == "__main__":
