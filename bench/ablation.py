@@ -72,6 +72,9 @@ ROWS = {
     # fraction decaying per epoch to half the batch. The paper's decay (0.99 per epoch)
     # would keep 97 % at the end of a 3-epoch row; 0.7 reaches the half in epoch 2.
     "top-k": ["--top-k", "0.5", "--top-k-decay", "0.7"],
+    # Twice the images per step (BigGAN's strongest lever was the batch): per step, at
+    # about twice a step's cost. Does it move precision?
+    "batch-128": ["--batch-size", "128"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],
