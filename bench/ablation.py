@@ -151,14 +151,24 @@ def judge(model: Path, classifier: str | Path | None, dataset: str) -> dict:
             "worst_on_label": round(float(on_label.min()), 4)}
 
 
-def _timing(run: Path) -> tuple[float | None, int | None]:
-    """(steps per second, training seconds) of a finished run, from its run.json."""
+def _run_record(run: Path) -> dict:
+    """steps_per_second, train_seconds and trained_on (CPU model, cores) of a finished run,
+    from one read of its run.json; None for what it does not record."""
     try:
         info = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    try:
         seconds = info["train_seconds"]
-        return round(info["config"]["steps"] / seconds, 2), round(seconds)
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None, None
+        rate = round(info["config"]["steps"] / seconds, 2)
+        seconds = round(seconds)
+    except (KeyError, TypeError, ZeroDivisionError):
+        rate = seconds = None
+    try:
+        trained_on = f"{info['machine']['model']}, {info['machine']['cores']} cores"
+    except (KeyError, TypeError):
+        trained_on = None
+    return {"steps_per_second": rate, "train_seconds": seconds, "trained_on": trained_on}
 
 
 def main() -> int:
@@ -211,8 +221,7 @@ def main() -> int:
             row["options"] = f"{trained}'s run; export {' '.join(export_options)}"
             trained_dir = runs / trained
         row["steps"] = args.steps
-        row["steps_per_second"], row["train_seconds"] = _timing(trained_dir)
-        row["trained_on"] = _trained_on(trained_dir)
+        row.update(_run_record(trained_dir))
         for judge_name, classifier in judges.items():
             if judge_name not in row:
                 row[judge_name] = judge(model, classifier, args.dataset)
@@ -220,15 +229,6 @@ def main() -> int:
         out.write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(results, out.with_suffix(".md"), args, cpu(with_load=True))
     return 0
-
-
-def _trained_on(run: Path) -> str | None:
-    """The CPU model and core count a run trained on, from its run.json (None: unknown)."""
-    try:
-        machine = json.loads((run / "run.json").read_text())["machine"]
-        return f"{machine['model']}, {machine['cores']} cores"
-    except (OSError, KeyError, ValueError, TypeError):
-        return None
 
 
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:

@@ -52,6 +52,12 @@ def _optimizer(name: str, lr: float, beta_1: float, schedule: str = "constant",
     return keras.optimizers.RMSprop(lr)
 
 
+def _steps_per_epoch(images, config: GanConfig) -> int:
+    """Full batches in one pass over the images: the epoch of the batch order and of
+    top-k's schedule."""
+    return len(images) // config.batch_size
+
+
 def _batches(images, labels, config: GanConfig, start_step: int):
     """tf.data of (images, labels, step) for steps [start_step, config.steps).
 
@@ -60,7 +66,7 @@ def _batches(images, labels, config: GanConfig, start_step: int):
     """
     import tensorflow as tf
 
-    per_epoch = len(images) // config.batch_size
+    per_epoch = _steps_per_epoch(images, config)
     if per_epoch == 0:
         raise ConfigError(f"{len(images)} training images are fewer than one batch "
                           f"(--batch-size {config.batch_size})")
@@ -181,7 +187,7 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
                   seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
                   r1_gamma=config.r1_gamma, augment=config.augment_policy,
                   top_k=config.top_k, top_k_decay=config.top_k_decay,
-                  steps_per_epoch=len(images) // config.batch_size)
+                  steps_per_epoch=_steps_per_epoch(images, config))
         gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
                                            config.lr_schedule, config.steps),
                     g_optimizer=_optimizer(config.optimizer, config.g_lr, config.beta_1,
