@@ -8,6 +8,11 @@ Rows: (a) the tutorial as published (mlp, plain SGD, batch 32, 10,000 steps);
 Every generator is judged on 10,000 samples (seed 0) against the 10,000 test digits.
 Writes bench/results/quality.json, quality.md, a 10x10 grid per row, and the default
 model's training curves (losses and FCD over steps) when its run folder is present.
+
+    ... bench/quality.py --data DATA --rows c-mnist-cdcgan --default-run runs/mnist-cdcgan
+
+re-evaluates only the named rows (and trains nothing else); the other rows are kept, in
+their order, from the existing quality.json.
 """
 from __future__ import annotations
 
@@ -32,6 +37,16 @@ TRAINED_ROWS = {
     "b-mlp-adam": ["--arch", "mlp", "--optimizer", "adam", "--lr", "2e-4", "--beta-1", "0.5",
                    "--batch-size", "64", "--steps", "10000"],
 }
+
+
+FLOOR_ROW = "d-real-digits"
+
+
+def _merged(kept: list[dict], fresh: list[dict]) -> list[dict]:
+    """The kept rows with each fresh row in its place (a new one appended)."""
+    by_name = {row["row"]: row for row in fresh}
+    merged = [by_name.pop(row["row"], row) for row in kept]
+    return merged + [row for row in fresh if row["row"] in by_name]
 
 
 def _python_m(*args):
@@ -83,7 +98,7 @@ def _real_floor(data: Path, out: Path) -> dict:
     images = images[:10_000]
     ganlite.save_grid(images[:100], out / "d-real-digits.png", columns=10)
     report = evaluate_as_folder(images, "mnist")
-    return {"row": "d-real-digits", "fcd": round(report["fcd"], 2),
+    return {"row": FLOOR_ROW, "fcd": round(report["fcd"], 2),
             "classifier_score": round(report["classifier_score"], 3),
             "min_share": report["min_class_share"], "max_share": report["max_class_share"],
             "mean_confidence": report["mean_confidence"], "precision": report["precision"],
@@ -131,13 +146,24 @@ def main() -> int:
                         help="built-in models or .onnx paths to add as rows")
     parser.add_argument("--default-run", type=Path, default=None,
                         help="run folder of the default model, for its training curves")
+    parser.add_argument("--rows", nargs="+", default=None,
+                        help="re-evaluate only these rows, keeping the others from quality.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    models = {f"c-{Path(model).stem}": model for model in args.models}
+    names = [*TRAINED_ROWS, *models, FLOOR_ROW]
+    kept = []
+    if args.rows is not None:
+        unknown = sorted(set(args.rows) - set(names))
+        if unknown:
+            parser.error(f"unknown rows {unknown}; rows: {names}")
+        kept = json.loads((args.out / "quality.json").read_text())
+    wanted = set(args.rows or names)
+
     candidates = {name: _trained_model(name, train_args, args.data, args.runs)
-                  for name, train_args in TRAINED_ROWS.items()}
-    for model in args.models:
-        candidates[f"c-{Path(model).stem}"] = model
+                  for name, train_args in TRAINED_ROWS.items() if name in wanted}
+    candidates.update({name: model for name, model in models.items() if name in wanted})
     rows = []
     for name, model in candidates.items():
         generator = ganlite.load(model, device="cpu")
@@ -147,8 +173,10 @@ def main() -> int:
                           args.out / f"{name}.png", columns=10)
         rows.append(_row(name, report, generator.card))
         print(json.dumps(rows[-1]), flush=True)
-    rows.append(_real_floor(args.data, args.out))
-    print(json.dumps(rows[-1]), flush=True)
+    if FLOOR_ROW in wanted:
+        rows.append(_real_floor(args.data, args.out))
+        print(json.dumps(rows[-1]), flush=True)
+    rows = _merged(kept, rows)
     if args.default_run and (args.default_run / "fcd.csv").exists():
         plot_training(args.default_run, args.out / "training-curves.png")
 
