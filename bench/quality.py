@@ -158,7 +158,10 @@ def main() -> int:
         unknown = sorted(set(args.rows) - set(names))
         if unknown:
             parser.error(f"unknown rows {unknown}; rows: {names}")
-        kept = json.loads((args.out / "quality.json").read_text())
+        existing = args.out / "quality.json"
+        if not existing.exists():
+            parser.error(f"--rows keeps the other rows from {existing}, which does not exist")
+        kept = json.loads(existing.read_text())
     wanted = set(args.rows or names)
 
     candidates = {name: _trained_model(name, train_args, args.data, args.runs)
