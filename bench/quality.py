@@ -149,7 +149,6 @@ def main() -> int:
     parser.add_argument("--rows", nargs="+", default=None,
                         help="re-evaluate only these rows, keeping the others from quality.json")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
 
     models = {f"c-{Path(model).stem}": model for model in args.models}
     names = [*TRAINED_ROWS, *models, FLOOR_ROW]
@@ -163,6 +162,7 @@ def main() -> int:
             parser.error(f"--rows keeps the other rows from {existing}, which does not exist")
         kept = json.loads(existing.read_text())
     wanted = set(args.rows or names)
+    args.out.mkdir(parents=True, exist_ok=True)
 
     candidates = {name: _trained_model(name, train_args, args.data, args.runs)
                   for name, train_args in TRAINED_ROWS.items() if name in wanted}
