@@ -55,6 +55,7 @@ def _weights(run_dir):
     ({"top_k": 1.5}, "top_k (--top-k) must be a number in (0, 1]"),
     ({"top_k_decay": 0.0}, "top_k_decay (--top-k-decay) must be a number in (0, 1]"),
     ({"top_k": 0.5, "strategy": "mirrored"}, "top_k (--top-k) 0.5 needs strategy"),
+    ({"top_k_decay": 0.5}, "top_k_decay (--top-k-decay) 0.5 has no effect with top_k"),
     ({"precision": "float16"}, "precision (--precision) must be one of float32, bfloat16"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
     ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),

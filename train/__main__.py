@@ -9,5 +9,6 @@ if __name__ == "__main__":
     from .cli import main
 
     sys.exit(run_cli(main, None, "python -m train",
-                     interrupted="interrupted (a GAN run keeps its last checkpoint: continue "
-                                 "it with python -m train gan --resume RUN_DIR)"))
+                     interrupted="interrupted (a GAN run keeps its last checkpoint, if it "
+                                 "reached one: continue it with python -m train gan "
+                                 "--resume RUN_DIR)"))

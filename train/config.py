@@ -30,6 +30,7 @@ PRECISIONS = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 MAX_WIDTH = 8.0
 D_DROPOUT = 0.3   # the dcgan discriminator's dropout rate before --d-dropout existed
+TOP_K_DECAY = 0.99   # per epoch, as in Sinha et al. 2020
 CLASSIFIER_ARCHITECTURES = ("cnn", "gap")
 # tf.distribute strategies (train/distribute.py): one device, the devices of one machine,
 # several machines (TF_CONFIG).
@@ -162,7 +163,7 @@ class GanConfig:
     d_dropout: float = D_DROPOUT       # dropout after each conv of the dcgan D (0 = off)
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
     top_k: float = 1.0                 # floor of the fraction of fakes in G's loss (1 = all)
-    top_k_decay: float = 0.99          # that fraction's decay per epoch, from 1 to top_k
+    top_k_decay: float = TOP_K_DECAY   # that fraction's decay per epoch, from 1 to top_k
     precision: str = "float32"         # float32 | bfloat16 (mixed: see PRECISIONS)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -220,6 +221,10 @@ class GanConfig:
             raise ConfigError(f"batch_size (--batch-size) {self.batch_size} must be a "
                               f"multiple of devices (--devices) {self.devices}: each "
                               f"replica takes an equal share of the batch")
+        if self.top_k == 1.0 and self.top_k_decay != TOP_K_DECAY:
+            # Otherwise a forgotten --top-k would train the plain recipe without a word.
+            raise ConfigError(f"top_k_decay (--top-k-decay) {self.top_k_decay:g} has no effect "
+                              f"with top_k (--top-k) 1 (off): set top_k below 1 too")
         if self.top_k < 1.0 and self.strategy != "default":
             # Each replica would keep the best of its own share, not of the whole batch.
             raise ConfigError(f"top_k (--top-k) {self.top_k:g} needs strategy (--strategy) "
