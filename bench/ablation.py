@@ -75,6 +75,9 @@ ROWS = {
     # Twice the images per step (BigGAN's strongest lever was the batch): per step, at
     # about twice a step's cost. Does it move precision?
     "batch-128": ["--batch-size", "128"],
+    # The two rows that led on Fashion at 3,000 steps (the batch, then wider-d), together:
+    # do they add?
+    "batch-128+wider-d": ["--batch-size", "128", "--d-width", "2"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],
