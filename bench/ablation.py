@@ -78,6 +78,10 @@ ROWS = {
     # The two rows that led on Fashion at 3,000 steps (the batch, then wider-d), together:
     # do they add?
     "batch-128+wider-d": ["--batch-size", "128", "--d-width", "2"],
+    # Aimed at on-label, the hard classes' weakness (Fashion's coats and shirts): an AC-GAN
+    # auxiliary classifier beside the projection head, D classifying real images, G's
+    # fakes pushed towards being classified as their label.
+    "aux-class": ["--aux-class-weight", "1"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],

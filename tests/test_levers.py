@@ -1,6 +1,6 @@
 """The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
 DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules, top-k
-training, mixed bfloat16 precision. Each
+training, mixed bfloat16 precision, an AC-GAN auxiliary classifier. Each
 is an option that really changes training, keeps runs reproducible and resumable, and
 exports."""
 from __future__ import annotations
@@ -25,7 +25,8 @@ TINY = ["--data", str(MNIST_SMALL), "--arch", "dcgan", "--latent-dim", "8", "--c
 ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
               "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
               "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine",
-              "--top-k", "0.5", "--top-k-decay", "0.5", "--precision", "bfloat16"]
+              "--top-k", "0.5", "--top-k-decay", "0.5", "--precision", "bfloat16",
+              "--aux-class-weight", "0.5"]
 
 
 def _train(*args, check=True):
@@ -56,6 +57,9 @@ def _weights(run_dir):
     ({"top_k_decay": 0.0}, "top_k_decay (--top-k-decay) must be a number in (0, 1]"),
     ({"top_k": 0.5, "strategy": "mirrored"}, "top_k (--top-k) 0.5 needs strategy"),
     ({"top_k_decay": 0.5}, "top_k_decay (--top-k-decay) 0.5 has no effect with top_k"),
+    ({"aux_class_weight": -0.5}, "aux_class_weight (--aux-class-weight) must be a number in "
+                                 "[0, 100]"),
+    ({"aux_class_weight": 1.0}, "aux_class_weight (--aux-class-weight) 1 needs conditional"),
     ({"precision": "float16"}, "precision (--precision) must be one of float32, bfloat16"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
     ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),
@@ -71,12 +75,13 @@ def test_bad_lever_values_are_refused(values, message):
 def test_lever_options_round_trip_through_the_command(tmp_path):
     from train.cli import parse_gan
 
-    config = parse_gan(["--out", str(tmp_path / "r"), *ALL_LEVERS])
+    config = parse_gan(["--out", str(tmp_path / "r"), "--conditional", *ALL_LEVERS])
     assert (config.loss, config.spectral_norm, config.r1_gamma) == ("hinge", True, 1.0)
     assert config.augment_policy == ("color", "translation", "cutout")
     assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
     assert config.d_dropout == 0.1 and config.precision == "bfloat16"
     assert (config.top_k, config.top_k_decay) == (0.5, 0.5)
+    assert config.aux_class_weight == 0.5
     import shlex
     assert parse_gan(shlex.split(config.command())[4:]) == config
 
@@ -89,6 +94,7 @@ def test_defaults_are_the_recipe_before_the_levers():
             c.d_dropout, c.lr_schedule, c.precision) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3,
                                                          "constant", "float32")
     assert c.top_k == 1.0       # off: the generator learns from every fake
+    assert c.aux_class_weight == 0.0
 
 
 # --- the pieces ------------------------------------------------------------------------
@@ -243,6 +249,52 @@ def test_top_k_keeps_the_fakes_rated_most_real_on_a_decaying_schedule():
     assert kept(1000) == sorted(logits.ravel().tolist())
 
 
+def test_aux_classifier_head_loss_and_step():
+    import keras
+    import tensorflow as tf
+
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    for arch in ("dcgan", "mlp"):
+        _, d = build_gan_pair(arch, 8, 10, aux_classifier=True)
+        assert [tuple(o.shape) for o in d.outputs] == [(None, 1), (None, 10)], arch
+    assert len(build_gan_pair("dcgan", 8, 10)[1].outputs) == 1      # off by default
+
+    g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+    gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
+    class_logits = np.array([[2.0, 0.0, -1.0] + [0.0] * 7, [0.0] * 9 + [3.0]], np.float32)
+    labels = np.array([0, 4], np.int32)
+    expected = np.mean([np.log(np.exp(row).sum()) - row[label]
+                        for row, label in zip(class_logits, labels, strict=True)])
+    assert float(gan._class_loss(class_logits, labels)) == pytest.approx(expected, rel=1e-6)
+
+    def one_step(weight, d_lr=1e-3):
+        keras.utils.set_random_seed(0)
+        g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+        gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight)
+        gan.compile(d_optimizer=keras.optimizers.SGD(d_lr),
+                    g_optimizer=keras.optimizers.SGD(1e-3))
+        head = d.get_layer("class_logits").get_weights()[0].copy()
+        images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)),
+                             tf.float32)
+        logs = gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32),
+                               tf.constant(0, tf.int64)))
+        return gan, head, logs
+
+    gan, head, logs = one_step(1.0)
+    # D's class head learns (only the classification loss reaches it), and is logged.
+    assert not np.array_equal(head, d_head := gan.discriminator.get_layer(
+        "class_logits").get_weights()[0])
+    assert "class_loss_mean" in logs and float(logs["class_loss_mean"]) > 0
+    # With D frozen, G's step still depends on the weight: the class loss reaches G.
+    frozen_a, _, _ = one_step(1.0, d_lr=0.0)
+    frozen_b, _, _ = one_step(3.0, d_lr=0.0)
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        frozen_a.generator.get_weights(), frozen_b.generator.get_weights(), strict=True))
+    assert d_head.shape == (head.shape[0], 10)
+
+
 def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
     import keras
 
@@ -267,7 +319,7 @@ def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
         assert np.asarray(g([z, labels])).dtype == np.float32
         gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5)       # the EMA copy is mixed too
         assert computes(gan.ema_generator) == computes(g)
-        logits = gan._disc(g([z, labels]), labels, 0, 0)
+        logits, _ = gan._disc(g([z, labels]), labels, 0, 0)
         assert logits.dtype == "float32"                    # what the losses see
 
         copy = float32_copy(g)
@@ -287,7 +339,8 @@ def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
                                    ["--r1-gamma", "10"], ["--diffaugment", "translation"],
                                    ["--d-width", "0.5"], ["--d-dropout", "0"],
                                    ["--lr-schedule", "linear"],
-                                   ["--precision", "bfloat16"]],
+                                   ["--precision", "bfloat16"],
+                                   ["--aux-class-weight", "1"]],
                          ids=lambda a: a[0][2:])
 def test_each_lever_changes_training(tmp_path, lever, baseline_run):
     run = tmp_path / "run"

@@ -104,6 +104,12 @@ def _gan_options(func):
                                  "--top-k-decay per epoch down to this (1: off).",
              type=float),
         _opt(GanConfig, "top_k_decay", "Per-epoch decay of --top-k's fraction.", type=float),
+        _opt(GanConfig, "aux_class_weight", "AC-GAN auxiliary classifier (conditional "
+                                            "models): the discriminator also learns to "
+                                            "classify real images, and the generator to make "
+                                            "fakes it classifies as their label; the weight "
+                                            "of both classification losses (0: off).",
+             type=float),
         _opt(GanConfig, "precision", "Compute precision of both networks: float32, or "
                                      "bfloat16 (Keras' mixed precision: weights, losses and "
                                      "the saved generator stay float32; faster only on CPUs "

@@ -31,6 +31,7 @@ AUGMENT_POLICIES = ("color", "translation", "cutout")
 MAX_WIDTH = 8.0
 D_DROPOUT = 0.3   # the dcgan discriminator's dropout rate before --d-dropout existed
 TOP_K_DECAY = 0.99   # per epoch, as in Sinha et al. 2020
+MAX_AUX_CLASS_WEIGHT = 100.0
 CLASSIFIER_ARCHITECTURES = ("cnn", "gap")
 # tf.distribute strategies (train/distribute.py): one device, the devices of one machine,
 # several machines (TF_CONFIG).
@@ -164,6 +165,7 @@ class GanConfig:
     lr_schedule: str = "constant"      # constant | linear | cosine (to 0 at the end)
     top_k: float = 1.0                 # floor of the fraction of fakes in G's loss (1 = all)
     top_k_decay: float = TOP_K_DECAY   # that fraction's decay per epoch, from 1 to top_k
+    aux_class_weight: float = 0.0      # AC-GAN auxiliary classification loss (0 = off)
     precision: str = "float32"         # float32 | bfloat16 (mixed: see PRECISIONS)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -200,6 +202,8 @@ class GanConfig:
         c.choice("lr_schedule", LR_SCHEDULES)
         c.float("top_k", 0.0, 1.0, low_open=True, high_open=False)
         c.float("top_k_decay", 0.0, 1.0, low_open=True, high_open=False)
+        c.float("aux_class_weight", 0.0, MAX_AUX_CLASS_WEIGHT, low_open=False,
+                high_open=False)
         c.choice("precision", PRECISIONS)
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
@@ -225,6 +229,10 @@ class GanConfig:
             # Otherwise a forgotten --top-k would train the plain recipe without a word.
             raise ConfigError(f"top_k_decay (--top-k-decay) {self.top_k_decay:g} has no effect "
                               f"with top_k (--top-k) 1 (off): set top_k below 1 too")
+        if self.aux_class_weight and not self.conditional:
+            raise ConfigError(f"aux_class_weight (--aux-class-weight) "
+                              f"{self.aux_class_weight:g} needs conditional (--conditional): "
+                              f"an unconditional model has no labels to classify")
         if self.top_k < 1.0 and self.strategy != "default":
             # Each replica would keep the best of its own share, not of the whole batch.
             raise ConfigError(f"top_k (--top-k) {self.top_k:g} needs strategy (--strategy) "

@@ -25,13 +25,20 @@ class GAN(keras.Model):
     discriminator rates most real, a fraction of the batch that starts at 1 and decays by
     `top_k_decay` per epoch (`steps_per_epoch` steps) down to `top_k`.
 
+    aux_class_weight > 0 (conditional models whose discriminator has a class head): an
+    AC-GAN auxiliary classification loss (Odena et al. 2017), its cross-entropy times the
+    weight added to D's loss on real images only and to G's loss on its fakes, each fake
+    to be classified as the label it was made for. D does not learn to classify fakes:
+    that rewards G for fakes that are merely easy to classify (Shu et al. 2017).
+
     Batches are (images float32 [b, 28, 28, 1] in [-1, 1], labels int32 [b], step int64).
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, num_classes: int,
                  seed: int, ema_decay: float, loss: str = "ns", r1_gamma: float = 0.0,
                  augment: tuple[str, ...] = (), top_k: float = 1.0,
-                 top_k_decay: float = 0.99, steps_per_epoch: int = 1, **kwargs):
+                 top_k_decay: float = 0.99, steps_per_epoch: int = 1,
+                 aux_class_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -41,6 +48,7 @@ class GAN(keras.Model):
         self.top_k = top_k
         self.top_k_decay = top_k_decay
         self.steps_per_epoch = steps_per_epoch
+        self.aux_class_weight = aux_class_weight
         self.generator = generator
         self.discriminator = discriminator
         # Sampling from an exponential moving average of G's weights (Yazici et al. 2019)
@@ -60,6 +68,7 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
 
     def build_optimizers(self):
         """Create optimizer slots now, so that a checkpoint can be restored before step 1."""
@@ -68,13 +77,15 @@ class GAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker,
-                self.d_real_tracker, self.d_fake_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker,
+                    self.d_real_tracker, self.d_fake_tracker]
+        return trackers + [self.class_loss_tracker] if self.aux_class_weight else trackers
 
     def _inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
     def _disc(self, images, labels, step, call: int, slot=None):
+        """(logits float32 [b, 1], class logits float32 [b, classes] or None)."""
         if self.augment:
             seed = tf.stack([tf.constant(_AUGMENT_SALT * (call + 1), tf.int64)
                              + tf.cast(self.seed, tf.int64), step])
@@ -83,8 +94,16 @@ class GAN(keras.Model):
             else:   # a replica's rows of the whole batch's augmentation
                 images = in_global_batch(
                     lambda x: diff_augment(x, self.augment, seed), images, slot)
-        logits = self.discriminator(self._inputs(images, labels), training=True)
-        return tf.cast(logits, tf.float32)     # bfloat16 under mixed precision
+        outputs = self.discriminator(self._inputs(images, labels), training=True)
+        logits, class_logits = outputs if self.aux_class_weight else (outputs, None)
+        # bfloat16 under mixed precision
+        return (tf.cast(logits, tf.float32),
+                None if class_logits is None else tf.cast(class_logits, tf.float32))
+
+    def _class_loss(self, class_logits, labels):
+        """Mean cross-entropy of the class head against the labels."""
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.int32), logits=class_logits))
 
     def _d_loss(self, real_logits, fake_logits):
         if self.loss_name == "hinge":
@@ -130,17 +149,21 @@ class GAN(keras.Model):
                 # R1: gamma/2 * E ||grad_x D(x)||^2 on (augmented) real images.
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(real_images)
-                    real_logits = self._disc(real_images, labels, step, 0, slot)
+                    real_logits, real_classes = self._disc(real_images, labels, step, 0,
+                                                           slot)
                     logit_sum = tf.reduce_sum(real_logits)
                 slopes = r1_tape.gradient(logit_sum, real_images)
                 penalty = 0.5 * self.r1_gamma * tf.reduce_mean(
                     tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
             else:
-                real_logits = self._disc(real_images, labels, step, 0, slot)
+                real_logits, real_classes = self._disc(real_images, labels, step, 0, slot)
                 penalty = 0.0
-            fake_logits = self._disc(fake_images, labels, step, 1, slot)
+            fake_logits, _ = self._disc(fake_images, labels, step, 1, slot)
             d_loss = self._d_loss(real_logits, fake_logits)
             d_total = d_loss + penalty if self.r1_gamma else d_loss
+            if self.aux_class_weight:
+                class_loss = self._class_loss(real_classes, labels)
+                d_total += self.aux_class_weight * class_loss
             d_share = replica_share(d_total)    # d_total itself on one device
         grads = tape.gradient(d_share, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(
@@ -149,9 +172,12 @@ class GAN(keras.Model):
         z = self._latents(batch, step, 1, slot)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
-            g_loss = self._g_loss(
-                self._best_fakes(self._disc(fake_images, labels, step, 2, slot), step))
-            g_share = replica_share(g_loss)
+            fake_logits_g, fake_classes = self._disc(fake_images, labels, step, 2, slot)
+            g_loss = self._g_loss(self._best_fakes(fake_logits_g, step))
+            g_total = g_loss
+            if self.aux_class_weight:
+                g_total += self.aux_class_weight * self._class_loss(fake_classes, labels)
+            g_share = replica_share(g_total)
         grads = tape.gradient(g_share, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(
             zip(grads, self.generator.trainable_variables, strict=True))
@@ -164,6 +190,8 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        if self.aux_class_weight:   # D's classification loss on real images
+            self.class_loss_tracker.update_state(class_loss)
         # Per-step losses go to the metrics log; the trackers give the running means.
         return {"d_loss": d_loss, "g_loss": g_loss,
                 **{m.name + "_mean": m.result() for m in self.metrics}}

@@ -1,7 +1,8 @@
 """Model builders: generators, discriminators and the evaluation classifier.
 
 Generators map z float32 [batch, latent_dim] (and, when conditional, label int [batch])
-to images float32 [batch, 28, 28, 1] in [-1, 1]. Discriminators return one logit per image.
+to images float32 [batch, 28, 28, 1] in [-1, 1]. Discriminators return one logit per image
+[batch, 1]; with an auxiliary classifier also class logits [batch, num_classes].
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _conv(filters: int, kernel: int, spectral_norm: bool, **kwargs):
 
 
 def mlp_discriminator(num_classes: int = 0, spectral_norm: bool = False,
-                      width: float = 1.0) -> keras.Model:
+                      width: float = 1.0, aux_classifier: bool = False) -> keras.Model:
     """The tutorial's discriminator: Flatten, Dense 512-256 (LeakyReLU 0.2), one output.
 
     The tutorial ends in a sigmoid; we return the logit and use the numerically stable
@@ -69,7 +70,8 @@ def mlp_discriminator(num_classes: int = 0, spectral_norm: bool = False,
     for units in (512, 256):
         x = _dense(_channels(units, width), spectral_norm)(x)
         x = layers.LeakyReLU(0.2)(x)
-    return _projection_head(image, x, num_classes, "mlp_discriminator", spectral_norm)
+    return _projection_head(image, x, num_classes, "mlp_discriminator", spectral_norm,
+                            aux_classifier)
 
 
 def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -> keras.Model:
@@ -95,7 +97,8 @@ def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -
 
 
 def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
-                        width: float = 1.0, dropout: float = D_DROPOUT) -> keras.Model:
+                        width: float = 1.0, dropout: float = D_DROPOUT,
+                        aux_classifier: bool = False) -> keras.Model:
     """Conv 64 and 128 (4x4, stride 2, LeakyReLU 0.2, dropout; channels times `width`),
     flattened (spatial features kept, which conditional GANs need), then a linear +
     projection head. spectral_norm: every Conv and Dense divided by its largest singular
@@ -108,26 +111,37 @@ def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
         if dropout:
             x = layers.Dropout(dropout)(x)
     x = layers.Flatten()(x)
-    return _projection_head(image, x, num_classes, "dcgan_discriminator", spectral_norm)
+    return _projection_head(image, x, num_classes, "dcgan_discriminator", spectral_norm,
+                            aux_classifier)
 
 
 def _projection_head(image, features, num_classes: int, name: str,
-                     spectral_norm: bool = False) -> keras.Model:
-    """logit = w.h (+ embed(label).h for conditional models: Miyato & Koyama 2018)."""
+                     spectral_norm: bool = False, aux_classifier: bool = False) -> keras.Model:
+    """logit = w.h (+ embed(label).h for conditional models: Miyato & Koyama 2018).
+
+    aux_classifier (conditional only): a second linear head on the same features, class
+    logits [batch, num_classes], as in AC-GAN (Odena et al. 2017).
+    """
     logit = _dense(1, spectral_norm)(features)
     if not num_classes:
         return keras.Model(image, logit, name=name)
     label = keras.Input((), dtype="int32", name="label")
     embedded = layers.Embedding(num_classes, features.shape[-1])(label)
     projection = layers.Dot(axes=1)([embedded, features])
-    return keras.Model([image, label], layers.Add()([logit, projection]), name=name)
+    outputs = layers.Add()([logit, projection])
+    if aux_classifier:
+        class_logits = _dense(num_classes, spectral_norm, name="class_logits")(features)
+        outputs = [outputs, class_logits]
+    return keras.Model([image, label], outputs, name=name)
 
 
 def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
                    spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0,
-                   d_dropout: float = D_DROPOUT, precision: str = "float32"):
+                   d_dropout: float = D_DROPOUT, precision: str = "float32",
+                   aux_classifier: bool = False):
     """(generator, discriminator) for one architecture. The MLP generator has no width
     option (it is the tutorial's); its discriminator does, but has no dropout.
+    aux_classifier: the discriminator also classifies (see _projection_head).
 
     precision "bfloat16": every layer computes in bfloat16 with float32 weights, except the
     generator's last layer (its image stays float32); the discriminator's logits are
@@ -139,9 +153,10 @@ def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
     with _dtype_policy(DTYPE_POLICIES[precision]):
         if arch == "mlp":
             return (mlp_generator(latent_dim, num_classes),
-                    mlp_discriminator(num_classes, spectral_norm, d_width))
+                    mlp_discriminator(num_classes, spectral_norm, d_width, aux_classifier))
         return (dcgan_generator(latent_dim, num_classes, g_width),
-                dcgan_discriminator(num_classes, spectral_norm, d_width, d_dropout))
+                dcgan_discriminator(num_classes, spectral_norm, d_width, d_dropout,
+                                    aux_classifier))
 
 
 def float32_copy(model: keras.Model) -> keras.Model:
