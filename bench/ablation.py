@@ -86,6 +86,9 @@ ROWS = {
     # (coats and shirts 98 / 96 % on-label against 89 / 75 % for real ones) and recall
     # fell: a tenth of the weight, towards real images' on-label.
     "aux-class-0.1": ["--aux-class-weight", "0.1"],
+    # The full-budget batch-128 run lost coats' on-label (the twelfth measurement): does the
+    # weak auxiliary classifier lift them without costing the batch's FCD?
+    "batch-128+aux-class-0.1": ["--batch-size", "128", "--aux-class-weight", "0.1"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],
