@@ -247,12 +247,33 @@ def main() -> int:
     return 0
 
 
+# Issue 15's on-label bar: every class within this many points of the judge's accuracy on
+# real test images of that class.
+ON_LABEL_MARGIN = {"mnist": 0.5, "fashion_mnist": 1.0}
+
+
+def real_accuracy(dataset: str) -> dict[str, list[float]]:
+    """Each judge's per-class accuracy on real test images (bench/judge.py's
+    judges-*.json); {} when bench/judge.py has not measured them."""
+    short = "mnist" if dataset == "mnist" else "fashion"
+    try:
+        judges = json.loads((ROOT / "bench" / "results" / f"judges-{short}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: judges[name]["per_class_accuracy"] for name in ("judge-1", "judge-2")
+            if name in judges}
+
+
 def write_markdown(results: dict, path: Path, args, machine: str) -> None:
     """One row per lever: both judges' FCD (change against the baseline), precision,
-    recall and worst on-label class; 'judges agree' says whether the two judges agree on
-    the sign of the FCD change ("(control)" for a control row: its change is the seed's
-    noise, not a finding)."""
+    recall, worst on-label class, and on-label against real images (the classes more than
+    the bar's margin below the judge's accuracy on real images of that class, and the
+    largest gap); 'judges agree' says whether the two judges agree on the sign of the FCD
+    change ("(control)" for a control row: its change is the seed's noise, not a finding).
+    """
     base = results.get("baseline", {})
+    real = real_accuracy(args.dataset)
+    margin = ON_LABEL_MARGIN[args.dataset]
     lines = [f"# Ablation, {args.dataset}, {args.steps} steps per row", "",
              f"`PYTHONPATH=. .venv-train/bin/python bench/ablation.py --dataset "
              f"{args.dataset} --data DATA --steps {args.steps} --judges {args.judges} "
@@ -266,21 +287,25 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
              "classifier; judge 2: bench/judge.py's (another architecture and seed). "
              "Steps/s: this run's training steps over its training seconds (in brackets, "
              "where recorded; rows one after another; compare rates only between rows "
-             "trained on one machine).", "",
+             "trained on one machine). vs real: the classes whose on-label rate is more "
+             f"than {margin:g} points below the judge's accuracy on real test images of that "
+             "class, of all classes, then the largest gap (on-label minus real accuracy; "
+             "its class).", "",
              "| row | options | steps/s | FCD, judge 1 (vs baseline) | precision | recall "
-             "| worst on-label | FCD, judge 2 (vs baseline) | precision | recall "
-             "| worst on-label | judges agree |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| worst on-label | vs real | FCD, judge 2 (vs baseline) | precision | recall "
+             "| worst on-label | vs real | judges agree |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cells(name: str, judge: str) -> list[str]:
         row = results[name].get(judge)
         if not row:
-            return ["-"] * 4
+            return ["-"] * 5
         ref = base.get(judge)
         delta = (f" ({row['fcd'] - ref['fcd']:+.2f})" if ref and name != "baseline" else "")
         return [f"{row['fcd']} ± {row['fcd_spread']}{delta}", f"{row['precision']:.3f}",
                 f"{row['recall']:.3f}",
-                f"{100 * row['worst_on_label']:.1f}% ({row['worst_class']})"]
+                f"{100 * row['worst_on_label']:.1f}% ({row['worst_class']})",
+                _versus_real(row["on_label"], real.get(judge), margin)]
 
     for name, row in results.items():
         agree = "(control)" if name in CONTROLS else ""
@@ -293,6 +318,17 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
                      + " | ".join(cells(name, "judge-1") + cells(name, "judge-2"))
                      + f" | {agree} |")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _versus_real(on_label: list[float], real: list[float] | None, margin: float) -> str:
+    """"short / classes, largest gap (class)", e.g. "2/10 short, -3.1 (7)"; "-" unknown."""
+    if real is None or len(real) != len(on_label):
+        return "-"
+    gaps = [100 * (generated - accuracy) for generated, accuracy in zip(on_label, real,
+                                                                        strict=True)]
+    worst = int(np.argmin(gaps))
+    short = sum(gap < -margin for gap in gaps)
+    return f"{short}/{len(gaps)} short, {gaps[worst]:+.1f} ({worst})"
 
 
 def _by_machine(results: dict) -> list[tuple[str, list[str]]]:
