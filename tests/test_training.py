@@ -133,3 +133,26 @@ def test_seconds_from_another_machine_are_flagged(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"machine": cpu_info()}))
     _record_time(tmp_path, 2.0)
     assert "resumed_on" not in json.loads((tmp_path / "run.json").read_text())
+
+
+def test_interrupted_run_keeps_its_checkpoint_and_counts_its_seconds(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--out", str(run),
+                             "--steps", "100000", "--sample-every", "5", *TINY], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err.splitlines()[-1] and "Traceback" not in err
+    # The seconds it trained count towards the run's time, interrupted or not.
+    first = json.loads((run / "run.json").read_text())["train_seconds"]
+    assert first > 0
+    assert 0 < int(np.load(run / "checkpoint.npz")["step"]) < 100000

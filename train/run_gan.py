@@ -226,12 +226,16 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
             distribute.distribute_batches(
                 lambda: _batches(images, labels, config, start_step), strategy,
                 config.batch_size)
-        gan.fit(batches,
-                epochs=config.steps // config.sample_every,
-                initial_epoch=start_step // config.sample_every,
-                steps_per_epoch=config.sample_every, callbacks=[logger], verbose=0,
-                shuffle=False)     # the batches come in their seeded order already
-        _record_time(run_dir, time.monotonic() - t0)
+        try:
+            gan.fit(batches,
+                    epochs=config.steps // config.sample_every,
+                    initial_epoch=start_step // config.sample_every,
+                    steps_per_epoch=config.sample_every, callbacks=[logger], verbose=0,
+                    shuffle=False)     # the batches come in their seeded order already
+        finally:
+            # Also when interrupted: the budget counts every second spent, including the
+            # steps past the last checkpoint that a resume will redo.
+            _record_time(run_dir, time.monotonic() - t0)
     if logger.diverged_at is not None:
         raise NonFiniteLoss(f"loss became NaN or infinite at step {logger.diverged_at}; "
                             f"the last good state is in {ckpt_path}")
