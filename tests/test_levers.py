@@ -260,6 +260,9 @@ def test_aux_classifier_head_loss_and_step():
         _, d = build_gan_pair(arch, 8, 10, aux_classifier=True)
         assert [tuple(o.shape) for o in d.outputs] == [(None, 1), (None, 10)], arch
     assert len(build_gan_pair("dcgan", 8, 10)[1].outputs) == 1      # off by default
+    g, d = build_gan_pair("dcgan", 8, 10)
+    with pytest.raises(ValueError, match="needs a discriminator with a class head"):
+        GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
 
     g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
     gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
