@@ -297,6 +297,23 @@ def test_aux_classifier_head_loss_and_step():
         frozen_a.generator.get_weights(), frozen_b.generator.get_weights(), strict=True))
     assert d_head.shape == (head.shape[0], 10)
 
+    def head_after_step(g_seed):
+        keras.utils.set_random_seed(0)
+        g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+        keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
+        g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
+        gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
+        gan.compile(d_optimizer=keras.optimizers.SGD(1e-2),
+                    g_optimizer=keras.optimizers.SGD(1e-2))
+        images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)),
+                             tf.float32)
+        gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32), tf.constant(0, tf.int64)))
+        return d.get_layer("class_logits").get_weights()
+
+    # D's class head learns from real images only: other fakes, the same first update.
+    one, other = head_after_step(1), head_after_step(2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
+
 
 def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
     import keras
