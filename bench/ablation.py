@@ -210,7 +210,7 @@ def main() -> int:
         parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
     if args.snapshots < 0 or (args.snapshots and args.steps % args.snapshots):
         parser.error(f"--snapshots {args.snapshots} must be 0 or divide --steps {args.steps}")
-    short = "mnist" if args.dataset == "mnist" else "fashion"
+    short = _short(args.dataset)
     tag = f"ablation-{short}-{args.steps}"
     if args.ema_decay != EMA_DECAY:
         tag += f"-ema{args.ema_decay:g}"
@@ -255,12 +255,17 @@ def main() -> int:
 ON_LABEL_MARGIN = {"mnist": 0.5, "fashion_mnist": 1.0}
 
 
+def _short(dataset: str) -> str:
+    """The dataset's name in bench's file names (ablation-mnist-..., judges-fashion.json)."""
+    return "mnist" if dataset == "mnist" else "fashion"
+
+
 def real_accuracy(dataset: str) -> dict[str, list[float]]:
     """Each judge's per-class accuracy on real test images (bench/judge.py's
     judges-*.json); {} when bench/judge.py has not measured them."""
-    short = "mnist" if dataset == "mnist" else "fashion"
     try:
-        judges = json.loads((ROOT / "bench" / "results" / f"judges-{short}.json").read_text())
+        judges = json.loads((ROOT / "bench" / "results" / f"judges-{_short(dataset)}.json")
+                            .read_text())
     except (OSError, ValueError):
         return {}
     return {name: judges[name]["per_class_accuracy"] for name in ("judge-1", "judge-2")
