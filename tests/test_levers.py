@@ -402,6 +402,12 @@ def test_all_levers_resume_exactly_and_export(tmp_path):
     _train("--resume", killed)
     a, b = _weights(straight), _weights(killed)
     assert all(np.array_equal(a[k], b[k]) for k in a), "resumed weights differ"
+    # The class head's loss is logged beside the others, and resumes like them.
+    metrics = (straight / "metrics.csv").read_text()
+    header, *rows = metrics.splitlines()
+    assert header == "step,d_loss,g_loss,d_real,d_fake,class_loss" and len(rows) == 30
+    assert all(0 < float(row.split(",")[5]) < 10 for row in rows)
+    assert (killed / "metrics.csv").read_text() == metrics
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "export", "model", str(straight), "--out",

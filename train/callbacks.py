@@ -62,6 +62,7 @@ class RunLogger(keras.callbacks.Callback):
     """Per-step losses to metrics.csv, a progress line, NaN guard, snapshots, checkpoints."""
 
     FIELDS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
+    CLASS_FIELD = "class_loss"      # D's auxiliary class loss on real images, when it has one
 
     def __init__(self, config, run_dir: Path, start_step: int, sampler, fcd=None):
         super().__init__()
@@ -71,6 +72,7 @@ class RunLogger(keras.callbacks.Callback):
         self.start_step = start_step
         self.sampler = sampler
         self.fcd = fcd
+        self.fields = self.FIELDS + ((self.CLASS_FIELD,) if config.aux_class_weight else ())
         self.rows: list[tuple] = []
         self.diverged_at: int | None = None
         self._t0 = time.monotonic()
@@ -85,7 +87,7 @@ class RunLogger(keras.callbacks.Callback):
             return
         self.step += 1
         self.rows.append((self.step, d_loss, g_loss,
-                          float(logs["d_real_mean"]), float(logs["d_fake_mean"])))
+                          *(float(logs[name + "_mean"]) for name in self.fields[3:])))
         now = time.monotonic()
         if now - self._last_print >= (1.0 if self._tty else 30.0):
             self._last_print = now
@@ -132,7 +134,7 @@ class RunLogger(keras.callbacks.Callback):
         with open(path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(self.FIELDS)
+                writer.writerow(self.fields)
             writer.writerows((s, *(f"{v:.6g}" for v in rest)) for s, *rest in self.rows)
         self.rows.clear()
 
