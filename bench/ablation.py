@@ -298,7 +298,9 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
              "trained on one machine). vs real: the classes whose on-label rate is more "
              f"than {margin:g} points below the judge's accuracy on real test images of that "
              "class, of all classes, then the largest gap (on-label minus real accuracy; "
-             "its class).", "",
+             "its class); then, if any, the classes more than that *above* it (fakes "
+             "easier to classify than real images, without their ambiguous cases) and "
+             "the largest excess.", "",
              "| row | options | steps/s | FCD, judge 1 (vs baseline) | precision | recall "
              "| worst on-label | vs real | FCD, judge 2 (vs baseline) | precision | recall "
              "| worst on-label | vs real | judges agree |",
@@ -329,14 +331,18 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
 
 
 def _versus_real(on_label: list[float], real: list[float] | None, margin: float) -> str:
-    """"short / classes, largest gap (class)", e.g. "2/10 short, -3.1 (7)"; "-" unknown."""
+    """"short / classes, largest gap (class)", e.g. "2/10 short, -3.1 (7)", then the
+    classes more than the margin *above* real, if any ("; 3 over, +20.7 (6)"): fakes
+    easier to classify than real images, without their ambiguous cases; "-" unknown."""
     if real is None or len(real) != len(on_label):
         return "-"
     gaps = [100 * (generated - accuracy) for generated, accuracy in zip(on_label, real,
                                                                         strict=True)]
-    worst = int(np.argmin(gaps))
+    worst, top = int(np.argmin(gaps)), int(np.argmax(gaps))
     short = sum(gap < -margin for gap in gaps)
-    return f"{short}/{len(gaps)} short, {gaps[worst]:+.1f} ({worst})"
+    over = sum(gap > margin for gap in gaps)
+    text = f"{short}/{len(gaps)} short, {gaps[worst]:+.1f} ({worst})"
+    return text + (f"; {over} over, {gaps[top]:+.1f} ({top})" if over else "")
 
 
 def _by_machine(results: dict) -> list[tuple[str, list[str]]]:
