@@ -210,7 +210,7 @@ def main() -> int:
         parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
     if args.snapshots < 0 or (args.snapshots and args.steps % args.snapshots):
         parser.error(f"--snapshots {args.snapshots} must be 0 or divide --steps {args.steps}")
-    short = _short(args.dataset)
+    short = short_name(args.dataset)
     tag = f"ablation-{short}-{args.steps}"
     if args.ema_decay != EMA_DECAY:
         tag += f"-ema{args.ema_decay:g}"
@@ -228,7 +228,7 @@ def main() -> int:
     results = json.loads(out.read_text()) if out.exists() else {}
     judges = {"judge-1": None}
     if args.judges == 2:
-        judges["judge-2"] = ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
+        judges["judge-2"] = judge2_path(short)
     for name, model in models.items():
         row = results.setdefault(name, {})
         seed = ROW_SEEDS.get(name, TRAIN_SEED)
@@ -255,16 +255,21 @@ def main() -> int:
 ON_LABEL_MARGIN = {"mnist": 0.5, "fashion_mnist": 1.0}
 
 
-def _short(dataset: str) -> str:
+def short_name(dataset: str) -> str:
     """The dataset's name in bench's file names (ablation-mnist-..., judges-fashion.json)."""
     return "mnist" if dataset == "mnist" else "fashion"
+
+
+def judge2_path(short: str) -> Path:
+    """bench/judge.py's second judge for a dataset (by its short name)."""
+    return ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
 
 
 def real_accuracy(dataset: str) -> dict[str, list[float]]:
     """Each judge's per-class accuracy on real test images (bench/judge.py's
     judges-*.json); {} when bench/judge.py has not measured them."""
     try:
-        judges = json.loads((ROOT / "bench" / "results" / f"judges-{_short(dataset)}.json")
+        judges = json.loads((ROOT / "bench" / "results" / f"judges-{short_name(dataset)}.json")
                             .read_text())
     except (OSError, ValueError):
         return {}
@@ -315,7 +320,7 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
         return [f"{row['fcd']} ± {row['fcd_spread']}{delta}", f"{row['precision']:.3f}",
                 f"{row['recall']:.3f}",
                 f"{100 * row['worst_on_label']:.1f}% ({row['worst_class']})",
-                _versus_real(row["on_label"], real.get(judge), margin)]
+                versus_real(row["on_label"], real.get(judge), margin)]
 
     for name, row in results.items():
         agree = "(control)" if name in CONTROLS else ""
@@ -330,7 +335,7 @@ def write_markdown(results: dict, path: Path, args, machine: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _versus_real(on_label: list[float], real: list[float] | None, margin: float) -> str:
+def versus_real(on_label: list[float], real: list[float] | None, margin: float) -> str:
     """"short / classes, largest gap (class)", e.g. "2/10 short, -3.1 (7)", then the
     classes more than the margin *above* real, if any ("; 3 over, +20.7 (6)"): fakes
     easier to classify than real images, without their ambiguous cases; "-" unknown."""

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ganlite  # noqa: E402
+from bench.ablation import ON_LABEL_MARGIN, judge, judge2_path, short_name, versus_real  # noqa: E402
 from bench.machine import cpu  # noqa: E402
 from train.data import load as load_dataset  # noqa: E402
 
@@ -36,10 +37,6 @@ from train.data import load as load_dataset  # noqa: E402
 def _python_m(*args: object) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, env=env, check=True)
-
-
-def judge2_path(short: str) -> Path:
-    return ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
 
 
 def train_judge2(dataset: str, data: Path | None, short: str) -> Path:
@@ -69,9 +66,8 @@ def measure(evaluator: ganlite.Evaluator, test: tuple, train: tuple) -> dict:
 
 def judge_models(models: list[str], dataset: str, short: str) -> None:
     """Both judges on each model (3 seeds x 10,000 samples): the on-label rate of every
-    class beside each judge's accuracy on real test images of that class."""
-    from bench.ablation import judge
-
+    class beside each judge's accuracy on real test images of that class, and how many
+    classes are more than issue 15's margin below (or above) it."""
     bars = json.loads((ROOT / "bench" / "results" / f"judges-{short}.json").read_text())
     names = ganlite.datasets.DATASETS[dataset].class_names
     for model in models:
@@ -94,6 +90,11 @@ def judge_models(models: list[str], dataset: str, short: str) -> None:
                          + " |")
             lines.append(f"| real test accuracy, {j} | " + " | ".join(
                 f"{a:.2%}" for a in bars[j]["per_class_accuracy"]) + " |")
+        margin = ON_LABEL_MARGIN[dataset]
+        apart = [f"{j}: {versus_real(r['on_label'], bars[j]['per_class_accuracy'], margin)}"
+                 for j, r in rows.items()]
+        lines += ["", f"On-label against real, more than {margin:g} point(s) apart (class "
+                  f"index in brackets): {'; '.join(apart)}"]
         out.with_suffix(".md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines), flush=True)
 
@@ -105,7 +106,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="*", default=None,
                         help="judge these generators with both judges instead")
     args = parser.parse_args()
-    short = "mnist" if args.dataset == "mnist" else "fashion"
+    short = short_name(args.dataset)
     print(cpu(with_load=True), flush=True)
     if args.models:
         judge_models(args.models, args.dataset, short)
