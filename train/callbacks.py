@@ -61,8 +61,10 @@ def load_checkpoint(path: Path, gan) -> int:
 class RunLogger(keras.callbacks.Callback):
     """Per-step losses to metrics.csv, a progress line, NaN guard, snapshots, checkpoints."""
 
-    FIELDS = ("step", "d_loss", "g_loss", "d_real", "d_fake")
-    CLASS_FIELD = "class_loss"      # D's auxiliary class loss on real images, when it has one
+    # Per-step losses, then the trackers' running means (logged by train_step as NAME_mean);
+    # class_loss (D's auxiliary class loss on real images) only when D has that head.
+    STEP_FIELDS = ("step", "d_loss", "g_loss")
+    MEAN_FIELDS = ("d_real", "d_fake")
 
     def __init__(self, config, run_dir: Path, start_step: int, sampler, fcd=None):
         super().__init__()
@@ -72,7 +74,7 @@ class RunLogger(keras.callbacks.Callback):
         self.start_step = start_step
         self.sampler = sampler
         self.fcd = fcd
-        self.fields = self.FIELDS + ((self.CLASS_FIELD,) if config.aux_class_weight else ())
+        self.means = self.MEAN_FIELDS + (("class_loss",) if config.aux_class_weight else ())
         self.rows: list[tuple] = []
         self.diverged_at: int | None = None
         self._t0 = time.monotonic()
@@ -87,7 +89,7 @@ class RunLogger(keras.callbacks.Callback):
             return
         self.step += 1
         self.rows.append((self.step, d_loss, g_loss,
-                          *(float(logs[name + "_mean"]) for name in self.fields[3:])))
+                          *(float(logs[name + "_mean"]) for name in self.means)))
         now = time.monotonic()
         if now - self._last_print >= (1.0 if self._tty else 30.0):
             self._last_print = now
@@ -134,7 +136,7 @@ class RunLogger(keras.callbacks.Callback):
         with open(path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(self.fields)
+                writer.writerow(self.STEP_FIELDS + self.means)
             writer.writerows((s, *(f"{v:.6g}" for v in rest)) for s, *rest in self.rows)
         self.rows.clear()
 

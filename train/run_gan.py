@@ -3,7 +3,8 @@
 Run folder layout:
   run.json          the GanConfig, versions and machine; `--resume` reads it back
   checkpoint.npz    every variable + step, written atomically every sample_every steps
-  metrics.csv       losses per step (+ class_loss with an aux head); fcd.csv  FCD per snapshot
+  metrics.csv       losses per step (+ class_loss with an aux head)
+  fcd.csv           FCD / classifier score per snapshot
   samples/          fixed-latent sample grids, one per snapshot; training.gif the film
   generator.keras   the final (EMA) generator, input z [b, latent_dim] (+ label [b]),
                     output float32 [b, 28, 28, 1] in [-1, 1]
