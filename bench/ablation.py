@@ -94,6 +94,13 @@ ROWS = {
     # Which weight for a full-budget batch-128 run: 0.3 lifted on-label further and cost
     # more recall at batch 64.
     "batch-128+aux-class-0.3": ["--batch-size", "128", "--aux-class-weight", "0.3"],
+    # The full-budget batch-128 run with the head at 0.1 overshot real images' on-label in
+    # every class and lost recall (AC-GAN's bias): TAC-GAN's twin classifier removes the
+    # term that pays G for easily classified fakes.
+    "batch-128+tac-0.1": ["--batch-size", "128", "--aux-class-weight", "0.1",
+                          "--twin-classifier"],
+    "batch-128+tac-0.3": ["--batch-size", "128", "--aux-class-weight", "0.3",
+                          "--twin-classifier"],
     # Controls, not levers: the same recipe as the row they name, from another training
     # seed, so that a row's difference can be read against how far the seed alone moves it.
     "baseline-seed1": [],
@@ -265,12 +272,23 @@ def judge2_path(short: str) -> Path:
     return ROOT / "bench" / "judges" / f"{short}-judge2.onnx"
 
 
+def judges_path(short: str) -> Path:
+    """bench/judge.py's measurements of both judges on real images (floor, per-class
+    accuracy), by the dataset's short name."""
+    return ROOT / "bench" / "results" / f"judges-{short}.json"
+
+
+def read_judges(dataset: str) -> dict:
+    """The judges' measurements on real images (raises OSError or ValueError when
+    bench/judge.py has not written them)."""
+    return json.loads(judges_path(short_name(dataset)).read_text())
+
+
 def real_accuracy(dataset: str) -> dict[str, list[float]]:
-    """Each judge's per-class accuracy on real test images (bench/judge.py's
-    judges-*.json); {} when bench/judge.py has not measured them."""
+    """Each judge's per-class accuracy on real test images; {} when bench/judge.py has not
+    measured them."""
     try:
-        judges = json.loads((ROOT / "bench" / "results" / f"judges-{short_name(dataset)}.json")
-                            .read_text())
+        judges = read_judges(dataset)
     except (OSError, ValueError):
         return {}
     return {name: judges[name]["per_class_accuracy"] for name in ("judge-1", "judge-2")

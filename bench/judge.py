@@ -29,7 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ganlite  # noqa: E402
-from bench.ablation import ON_LABEL_MARGIN, judge, judge2_path, short_name, versus_real  # noqa: E402
+from bench.ablation import (  # noqa: E402
+    ON_LABEL_MARGIN,
+    judge,
+    judge2_path,
+    judges_path,
+    read_judges,
+    short_name,
+    versus_real,
+)
 from bench.machine import cpu  # noqa: E402
 from train.data import load as load_dataset  # noqa: E402
 
@@ -68,7 +76,7 @@ def judge_models(models: list[str], dataset: str, short: str) -> None:
     """Both judges on each model (3 seeds x 10,000 samples): the on-label rate of every
     class beside each judge's accuracy on real test images of that class, and how many
     classes are more than issue 15's margin below (or above) it."""
-    bars = json.loads((ROOT / "bench" / "results" / f"judges-{short}.json").read_text())
+    bars = read_judges(dataset)
     names = ganlite.datasets.DATASETS[dataset].class_names
     for model in models:
         rows = {"judge-1": judge(model, None, dataset),
@@ -121,7 +129,7 @@ def main() -> int:
                          if evaluator.path.is_relative_to(ROOT) else evaluator.path.name,
                          **measure(evaluator, test, train)}
         print(name, results[name], flush=True)
-    out = ROOT / "bench" / "results" / f"judges-{short}.json"
+    out = judges_path(short)
     out.write_text(json.dumps(results, indent=1) + "\n")
     names = ganlite.datasets.DATASETS[args.dataset].class_names
     lines = [f"# The two judges, {args.dataset}", "",

@@ -1,6 +1,6 @@
 """The training levers of `python -m train gan`: hinge loss, spectral normalization, R1,
 DiffAugment, width multipliers, the discriminator's dropout, learning-rate schedules, top-k
-training, mixed bfloat16 precision, an AC-GAN auxiliary classifier. Each
+training, mixed bfloat16 precision, an AC-GAN auxiliary classifier and TAC-GAN's twin. Each
 is an option that really changes training, keeps runs reproducible and resumable, and
 exports."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ ALL_LEVERS = ["--loss", "hinge", "--spectral-norm", "--r1-gamma", "1",
               "--diffaugment", "color,translation,cutout", "--g-width", "0.5",
               "--d-width", "0.75", "--d-dropout", "0.1", "--lr-schedule", "cosine",
               "--top-k", "0.5", "--top-k-decay", "0.5", "--precision", "bfloat16",
-              "--aux-class-weight", "0.5"]
+              "--aux-class-weight", "0.5", "--twin-classifier"]
 
 
 def _train(*args, check=True):
@@ -60,6 +60,8 @@ def _weights(run_dir):
     ({"aux_class_weight": -0.5}, "aux_class_weight (--aux-class-weight) must be a number in "
                                  "[0, 100]"),
     ({"aux_class_weight": 1.0}, "aux_class_weight (--aux-class-weight) 1 needs conditional"),
+    ({"twin_classifier": True, "conditional": True},
+     "twin_classifier (--twin-classifier) needs aux_class_weight (--aux-class-weight) above 0"),
     ({"precision": "float16"}, "precision (--precision) must be one of float32, bfloat16"),
     ({"arch": "mlp", "g_width": 2.0}, "the mlp generator is the tutorial's"),
     ({"arch": "mlp", "d_dropout": 0.0}, "the mlp discriminator is the tutorial's"),
@@ -81,7 +83,8 @@ def test_lever_options_round_trip_through_the_command(tmp_path):
     assert (config.g_width, config.d_width, config.lr_schedule) == (0.5, 0.75, "cosine")
     assert config.d_dropout == 0.1 and config.precision == "bfloat16"
     assert (config.top_k, config.top_k_decay) == (0.5, 0.5)
-    assert config.aux_class_weight == 0.5
+    assert config.aux_class_weight == 0.5 and config.twin_classifier is True
+    assert config.class_heads == 2
     import shlex
     assert parse_gan(shlex.split(config.command())[4:]) == config
 
@@ -94,7 +97,7 @@ def test_defaults_are_the_recipe_before_the_levers():
             c.d_dropout, c.lr_schedule, c.precision) == ("ns", False, 0.0, (), 1.0, 1.0, 0.3,
                                                          "constant", "float32")
     assert c.top_k == 1.0       # off: the generator learns from every fake
-    assert c.aux_class_weight == 0.0
+    assert c.aux_class_weight == 0.0 and c.twin_classifier is False and c.class_heads == 0
 
 
 # --- the pieces ------------------------------------------------------------------------
@@ -257,14 +260,14 @@ def test_aux_classifier_head_loss_and_step():
     from train.models import build_gan_pair
 
     for arch in ("dcgan", "mlp"):
-        _, d = build_gan_pair(arch, 8, 10, aux_classifier=True)
+        _, d = build_gan_pair(arch, 8, 10, class_heads=1)
         assert [tuple(o.shape) for o in d.outputs] == [(None, 1), (None, 10)], arch
     assert len(build_gan_pair("dcgan", 8, 10)[1].outputs) == 1      # off by default
     g, d = build_gan_pair("dcgan", 8, 10)
-    with pytest.raises(ValueError, match="needs a discriminator with a class head"):
+    with pytest.raises(ValueError, match="has 0 class heads; these losses need 1"):
         GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
 
-    g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+    g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
     gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
     class_logits = np.array([[2.0, 0.0, -1.0] + [0.0] * 7, [0.0] * 9 + [3.0]], np.float32)
     labels = np.array([0, 4], np.int32)
@@ -274,7 +277,7 @@ def test_aux_classifier_head_loss_and_step():
 
     def one_step(weight, d_lr=1e-3):
         keras.utils.set_random_seed(0)
-        g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+        g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
         gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight)
         gan.compile(d_optimizer=keras.optimizers.SGD(d_lr),
                     g_optimizer=keras.optimizers.SGD(1e-3))
@@ -299,7 +302,7 @@ def test_aux_classifier_head_loss_and_step():
 
     def head_after_step(g_seed):
         keras.utils.set_random_seed(0)
-        g, d = build_gan_pair("dcgan", 8, 10, aux_classifier=True)
+        g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
         keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
         g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
         gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
@@ -313,6 +316,77 @@ def test_aux_classifier_head_loss_and_step():
     # D's class head learns from real images only: other fakes, the same first update.
     one, other = head_after_step(1), head_after_step(2)
     assert all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
+
+
+def _twin_gan(weight, d_lr=0.0, equal_heads=False, g_seed=0, real_seed=1):
+    """A conditional dcgan GAN with both class heads after one SGD step (D frozen by
+    default), and its class and twin heads' kernels before the step."""
+    import keras
+    import tensorflow as tf
+
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    keras.utils.set_random_seed(0)
+    g, d = build_gan_pair("dcgan", 8, 10, class_heads=2)
+    keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
+    g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
+    if equal_heads:
+        d.get_layer("twin_logits").set_weights(d.get_layer("class_logits").get_weights())
+    heads = [d.get_layer(n).get_weights()[0].copy() for n in ("class_logits", "twin_logits")]
+    gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight,
+              twin_classifier=True)
+    gan.compile(d_optimizer=keras.optimizers.SGD(d_lr), g_optimizer=keras.optimizers.SGD(1e-2))
+    images = tf.constant(np.random.default_rng(real_seed).uniform(-1, 1, (4, 28, 28, 1)),
+                         tf.float32)
+    logs = gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32),
+                           tf.constant(0, tf.int64)))
+    return gan, heads, logs
+
+
+def test_twin_classifier_heads_and_losses():
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    for arch in ("dcgan", "mlp"):
+        _, d = build_gan_pair(arch, 8, 10, class_heads=2)
+        assert [tuple(o.shape) for o in d.outputs] == [(None, 1), (None, 10), (None, 10)], arch
+    with pytest.raises(ValueError, match="class_heads must be 0, 1 or 2"):
+        build_gan_pair("dcgan", 8, 10, class_heads=3)
+    g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
+    with pytest.raises(ValueError, match="has 1 class heads; these losses need 2"):
+        GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0, twin_classifier=True)
+    with pytest.raises(ValueError, match="twin_classifier needs aux_class_weight"):
+        GAN(g, d, 8, 10, seed=0, ema_decay=0.5, twin_classifier=True)
+
+    # G's class loss is the class head's cross-entropy MINUS the twin's: with the two heads
+    # equal they cancel, so G's step does not depend on the weight (a mutant adding the
+    # twin's term, or dropping it, makes it depend); with different heads it does.
+    def g_weights(weight, equal_heads):
+        return _twin_gan(weight, equal_heads=equal_heads)[0].generator.get_weights()
+
+    def largest_difference(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+    assert largest_difference(g_weights(1.0, True), g_weights(3.0, True)) < 1e-6
+    assert largest_difference(g_weights(1.0, False), g_weights(3.0, False)) > 1e-4
+
+    # D learns the twin on fakes and the class head on real images: the twin's first
+    # update depends on the fakes and not on the real images, the class head's the reverse.
+    def heads_after(**kwargs):
+        gan, before, logs = _twin_gan(1.0, d_lr=1e-2, **kwargs)
+        after = [gan.discriminator.get_layer(n).get_weights()[0]
+                 for n in ("class_logits", "twin_logits")]
+        assert all(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        assert float(logs["twin_loss_mean"]) > 0 and float(logs["class_loss_mean"]) > 0
+        return after
+
+    base = heads_after()
+    other_fakes, other_reals = heads_after(g_seed=2), heads_after(real_seed=3)
+    assert np.array_equal(base[0], other_fakes[0])
+    assert not np.array_equal(base[1], other_fakes[1])
+    assert np.array_equal(base[1], other_reals[1])
+    assert not np.array_equal(base[0], other_reals[0])
 
 
 def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
@@ -339,7 +413,7 @@ def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
         assert np.asarray(g([z, labels])).dtype == np.float32
         gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5)       # the EMA copy is mixed too
         assert computes(gan.ema_generator) == computes(g)
-        logits, _ = gan._disc(g([z, labels]), labels, 0, 0)
+        logits, _, _ = gan._disc(g([z, labels]), labels, 0, 0)
         assert logits.dtype == "float32"                    # what the losses see
 
         copy = float32_copy(g)
@@ -402,11 +476,12 @@ def test_all_levers_resume_exactly_and_export(tmp_path):
     _train("--resume", killed)
     a, b = _weights(straight), _weights(killed)
     assert all(np.array_equal(a[k], b[k]) for k in a), "resumed weights differ"
-    # The class head's loss is logged beside the others, and resumes like them.
+    # The class heads' losses are logged beside the others, and resume like them.
     metrics = (straight / "metrics.csv").read_text()
     header, *rows = metrics.splitlines()
-    assert header == "step,d_loss,g_loss,d_real,d_fake,class_loss" and len(rows) == 30
-    assert all(0 < float(row.split(",")[5]) < 10 for row in rows)
+    assert header == "step,d_loss,g_loss,d_real,d_fake,class_loss,twin_loss"
+    assert len(rows) == 30
+    assert all(0 < float(v) < 20 for row in rows for v in row.split(",")[5:])
     assert (killed / "metrics.csv").read_text() == metrics
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -62,7 +62,8 @@ class RunLogger(keras.callbacks.Callback):
     """Per-step losses to metrics.csv, a progress line, NaN guard, snapshots, checkpoints."""
 
     # Per-step losses, then the trackers' running means (logged by train_step as NAME_mean);
-    # class_loss (D's auxiliary class loss on real images) only when D has that head.
+    # class_loss (D's auxiliary class loss on real images) only when D has that head,
+    # twin_loss (its twin's on fakes) only with the twin.
     STEP_FIELDS = ("step", "d_loss", "g_loss")
     MEAN_FIELDS = ("d_real", "d_fake")
 
@@ -74,7 +75,7 @@ class RunLogger(keras.callbacks.Callback):
         self.start_step = start_step
         self.sampler = sampler
         self.fcd = fcd
-        self.means = self.MEAN_FIELDS + (("class_loss",) if config.aux_class_weight else ())
+        self.means = (self.MEAN_FIELDS + ("class_loss", "twin_loss")[:config.class_heads])
         self.rows: list[tuple] = []
         self.diverged_at: int | None = None
         self._t0 = time.monotonic()

@@ -110,6 +110,12 @@ def _gan_options(func):
                                             "fakes it classifies as their label; the weight "
                                             "of both classification losses (0: off).",
              type=float),
+        _opt(GanConfig, "twin_classifier", "TAC-GAN's twin classifier (with "
+                                           "--aux-class-weight): a second class head learns "
+                                           "the fakes' labels, and the generator's class loss "
+                                           "subtracts its cross-entropy, so that fakes are not "
+                                           "drawn towards what is easiest to classify.",
+             is_flag=True),
         _opt(GanConfig, "precision", "Compute precision of both networks: float32, or "
                                      "bfloat16 (Keras' mixed precision: weights, losses and "
                                      "the saved generator stay float32; faster only on CPUs "

@@ -166,6 +166,7 @@ class GanConfig:
     top_k: float = 1.0                 # floor of the fraction of fakes in G's loss (1 = all)
     top_k_decay: float = TOP_K_DECAY   # that fraction's decay per epoch, from 1 to top_k
     aux_class_weight: float = 0.0      # AC-GAN auxiliary classification loss (0 = off)
+    twin_classifier: bool = False      # TAC-GAN's twin classifier on fakes (needs the above)
     precision: str = "float32"         # float32 | bfloat16 (mixed: see PRECISIONS)
     sample_every: int = 500            # sample grid, checkpoint and metrics every N steps
     fcd_samples: int = 2_000           # samples for the FCD curve (0 = off)
@@ -204,6 +205,7 @@ class GanConfig:
         c.float("top_k_decay", 0.0, 1.0, low_open=True, high_open=False)
         c.float("aux_class_weight", 0.0, MAX_AUX_CLASS_WEIGHT, low_open=False,
                 high_open=False)
+        c.bool("twin_classifier")
         c.choice("precision", PRECISIONS)
         if self.arch == "mlp" and self.g_width != 1.0:
             raise ConfigError(f"g_width (--g-width) {self.g_width:g}: the mlp generator is "
@@ -233,6 +235,10 @@ class GanConfig:
             raise ConfigError(f"aux_class_weight (--aux-class-weight) "
                               f"{self.aux_class_weight:g} needs conditional (--conditional): "
                               f"an unconditional model has no labels to classify")
+        if self.twin_classifier and not self.aux_class_weight:
+            raise ConfigError("twin_classifier (--twin-classifier) needs aux_class_weight "
+                              "(--aux-class-weight) above 0: the twin corrects the "
+                              "auxiliary classifier's loss")
         if self.top_k < 1.0 and self.strategy != "default":
             # Each replica would keep the best of its own share, not of the whole batch.
             raise ConfigError(f"top_k (--top-k) {self.top_k:g} needs strategy (--strategy) "
@@ -259,6 +265,11 @@ class GanConfig:
     def num_classes(self) -> int:
         """Classes the models are conditioned on: the dataset's, or 0 (unconditional)."""
         return DATASETS[self.dataset].num_classes if self.conditional else 0
+
+    @property
+    def class_heads(self) -> int:
+        """The discriminator's class heads: 0, 1 (aux_class_weight) or 2 (and its twin)."""
+        return (2 if self.twin_classifier else 1) if self.aux_class_weight else 0
 
     def to_json(self) -> dict:
         return _to_json(self)

@@ -33,6 +33,13 @@ class GAN(keras.Model):
     classify. G's term alone still favours easily classified fakes (Shu et al. 2017), which
     a large weight shows as on-label rates above real images' and lower recall.
 
+    twin_classifier (with aux_class_weight; D has a second class head): TAC-GAN (Gong et
+    al. 2019). The twin head learns to classify fakes by the labels they were made for (D's
+    loss adds the weight times its cross-entropy on fakes), and G's class loss becomes the
+    class head's cross-entropy minus the twin's: G is no longer paid for fakes that are
+    merely easier to classify than real images, only for fakes of its label that look like
+    real images of it.
+
     Batches are (images float32 [b, 28, 28, 1] in [-1, 1], labels int32 [b], step int64).
     """
 
@@ -40,7 +47,7 @@ class GAN(keras.Model):
                  seed: int, ema_decay: float, loss: str = "ns", r1_gamma: float = 0.0,
                  augment: tuple[str, ...] = (), top_k: float = 1.0,
                  top_k_decay: float = 0.99, steps_per_epoch: int = 1,
-                 aux_class_weight: float = 0.0, **kwargs):
+                 aux_class_weight: float = 0.0, twin_classifier: bool = False, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -50,10 +57,15 @@ class GAN(keras.Model):
         self.top_k = top_k
         self.top_k_decay = top_k_decay
         self.steps_per_epoch = steps_per_epoch
-        if aux_class_weight and len(discriminator.outputs) != 2:
-            raise ValueError("aux_class_weight needs a discriminator with a class head "
-                             "(build_gan_pair(..., aux_classifier=True))")
+        if twin_classifier and not aux_class_weight:
+            raise ValueError("twin_classifier needs aux_class_weight > 0")
+        heads = (2 if twin_classifier else 1) if aux_class_weight else 0
+        if len(discriminator.outputs) != 1 + heads:
+            raise ValueError(f"the discriminator has {len(discriminator.outputs) - 1} class "
+                             f"heads; these losses need {heads} "
+                             f"(build_gan_pair(..., class_heads={heads}))")
         self.aux_class_weight = aux_class_weight
+        self.twin_classifier = twin_classifier
         self.generator = generator
         self.discriminator = discriminator
         # Sampling from an exponential moving average of G's weights (Yazici et al. 2019)
@@ -74,6 +86,7 @@ class GAN(keras.Model):
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
         self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
+        self.twin_loss_tracker = keras.metrics.Mean(name="twin_loss")
 
     def build_optimizers(self):
         """Create optimizer slots now, so that a checkpoint can be restored before step 1."""
@@ -84,13 +97,18 @@ class GAN(keras.Model):
     def metrics(self):
         trackers = [self.d_loss_tracker, self.g_loss_tracker,
                     self.d_real_tracker, self.d_fake_tracker]
-        return trackers + [self.class_loss_tracker] if self.aux_class_weight else trackers
+        if self.aux_class_weight:
+            trackers.append(self.class_loss_tracker)
+        if self.twin_classifier:
+            trackers.append(self.twin_loss_tracker)
+        return trackers
 
     def _inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
     def _disc(self, images, labels, step, call: int, slot=None):
-        """(logits float32 [b, 1], class logits float32 [b, classes] or None)."""
+        """(logits float32 [b, 1], class logits float32 [b, classes] or None, twin class
+        logits float32 [b, classes] or None)."""
         if self.augment:
             seed = tf.stack([tf.constant(_AUGMENT_SALT * (call + 1), tf.int64)
                              + tf.cast(self.seed, tf.int64), step])
@@ -100,10 +118,13 @@ class GAN(keras.Model):
                 images = in_global_batch(
                     lambda x: diff_augment(x, self.augment, seed), images, slot)
         outputs = self.discriminator(self._inputs(images, labels), training=True)
-        logits, class_logits = outputs if self.aux_class_weight else (outputs, None)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        logits, *heads = outputs
+        class_logits, twin_logits = [*heads, None, None][:2]
         # bfloat16 under mixed precision
-        return (tf.cast(logits, tf.float32),
-                None if class_logits is None else tf.cast(class_logits, tf.float32))
+        return tuple(None if x is None else tf.cast(x, tf.float32)
+                     for x in (logits, class_logits, twin_logits))
 
     def _class_loss(self, class_logits, labels):
         """Mean cross-entropy of the class head against the labels."""
@@ -154,21 +175,25 @@ class GAN(keras.Model):
                 # R1: gamma/2 * E ||grad_x D(x)||^2 on (augmented) real images.
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(real_images)
-                    real_logits, real_classes = self._disc(real_images, labels, step, 0,
-                                                           slot)
+                    real_logits, real_classes, _ = self._disc(real_images, labels, step,
+                                                              0, slot)
                     logit_sum = tf.reduce_sum(real_logits)
                 slopes = r1_tape.gradient(logit_sum, real_images)
                 penalty = 0.5 * self.r1_gamma * tf.reduce_mean(
                     tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
             else:
-                real_logits, real_classes = self._disc(real_images, labels, step, 0, slot)
+                real_logits, real_classes, _ = self._disc(real_images, labels, step, 0,
+                                                          slot)
                 penalty = 0.0
-            fake_logits, _ = self._disc(fake_images, labels, step, 1, slot)
+            fake_logits, _, fake_twins = self._disc(fake_images, labels, step, 1, slot)
             d_loss = self._d_loss(real_logits, fake_logits)
             d_total = d_loss + penalty if self.r1_gamma else d_loss
             if self.aux_class_weight:
                 class_loss = self._class_loss(real_classes, labels)
                 d_total += self.aux_class_weight * class_loss
+            if self.twin_classifier:    # the twin learns the fakes' labels
+                twin_loss = self._class_loss(fake_twins, labels)
+                d_total += self.aux_class_weight * twin_loss
             d_share = replica_share(d_total)    # d_total itself on one device
         grads = tape.gradient(d_share, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(
@@ -177,11 +202,14 @@ class GAN(keras.Model):
         z = self._latents(batch, step, 1, slot)
         with tf.GradientTape() as tape:
             fake_images = self.generator(self._inputs(z, labels), training=True)
-            fake_logits_g, fake_classes = self._disc(fake_images, labels, step, 2, slot)
+            fake_logits_g, fake_classes, fake_twins_g = self._disc(fake_images, labels, step,
+                                                                   2, slot)
             g_loss = self._g_loss(self._best_fakes(fake_logits_g, step))
             g_total = g_loss
             if self.aux_class_weight:
                 g_total += self.aux_class_weight * self._class_loss(fake_classes, labels)
+            if self.twin_classifier:    # minus what merely makes fakes easy to classify
+                g_total -= self.aux_class_weight * self._class_loss(fake_twins_g, labels)
             g_share = replica_share(g_total)
         grads = tape.gradient(g_share, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(
@@ -197,6 +225,8 @@ class GAN(keras.Model):
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         if self.aux_class_weight:   # D's classification loss on real images
             self.class_loss_tracker.update_state(class_loss)
+        if self.twin_classifier:    # the twin's on fakes
+            self.twin_loss_tracker.update_state(twin_loss)
         # Per-step losses go to the metrics log; the trackers give the running means.
         return {"d_loss": d_loss, "g_loss": g_loss,
                 **{m.name + "_mean": m.result() for m in self.metrics}}

@@ -2,7 +2,8 @@
 
 Generators map z float32 [batch, latent_dim] (and, when conditional, label int [batch])
 to images float32 [batch, 28, 28, 1] in [-1, 1]. Discriminators return one logit per image
-[batch, 1]; with an auxiliary classifier also class logits [batch, num_classes].
+[batch, 1]; with class heads also class logits [batch, num_classes] per head (AC-GAN's
+auxiliary classifier, then TAC-GAN's twin).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _conv(filters: int, kernel: int, spectral_norm: bool, **kwargs):
 
 
 def mlp_discriminator(num_classes: int = 0, spectral_norm: bool = False,
-                      width: float = 1.0, aux_classifier: bool = False) -> keras.Model:
+                      width: float = 1.0, class_heads: int = 0) -> keras.Model:
     """The tutorial's discriminator: Flatten, Dense 512-256 (LeakyReLU 0.2), one output.
 
     The tutorial ends in a sigmoid; we return the logit and use the numerically stable
@@ -71,7 +72,7 @@ def mlp_discriminator(num_classes: int = 0, spectral_norm: bool = False,
         x = _dense(_channels(units, width), spectral_norm)(x)
         x = layers.LeakyReLU(0.2)(x)
     return _projection_head(image, x, num_classes, "mlp_discriminator", spectral_norm,
-                            aux_classifier)
+                            class_heads)
 
 
 def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -> keras.Model:
@@ -98,7 +99,7 @@ def dcgan_generator(latent_dim: int, num_classes: int = 0, width: float = 1.0) -
 
 def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
                         width: float = 1.0, dropout: float = D_DROPOUT,
-                        aux_classifier: bool = False) -> keras.Model:
+                        class_heads: int = 0) -> keras.Model:
     """Conv 64 and 128 (4x4, stride 2, LeakyReLU 0.2, dropout; channels times `width`),
     flattened (spatial features kept, which conditional GANs need), then a linear +
     projection head. spectral_norm: every Conv and Dense divided by its largest singular
@@ -112,15 +113,16 @@ def dcgan_discriminator(num_classes: int = 0, spectral_norm: bool = False,
             x = layers.Dropout(dropout)(x)
     x = layers.Flatten()(x)
     return _projection_head(image, x, num_classes, "dcgan_discriminator", spectral_norm,
-                            aux_classifier)
+                            class_heads)
 
 
 def _projection_head(image, features, num_classes: int, name: str,
-                     spectral_norm: bool = False, aux_classifier: bool = False) -> keras.Model:
+                     spectral_norm: bool = False, class_heads: int = 0) -> keras.Model:
     """logit = w.h (+ embed(label).h for conditional models: Miyato & Koyama 2018).
 
-    aux_classifier (conditional only): a second linear head on the same features, class
-    logits [batch, num_classes], as in AC-GAN (Odena et al. 2017).
+    class_heads (conditional only): 1 adds a linear head on the same features, class
+    logits [batch, num_classes], as in AC-GAN (Odena et al. 2017); 2 adds a second such
+    head, TAC-GAN's twin classifier (Gong et al. 2019), which the GAN trains on fakes.
     """
     logit = _dense(1, spectral_norm)(features)
     if not num_classes:
@@ -129,19 +131,23 @@ def _projection_head(image, features, num_classes: int, name: str,
     embedded = layers.Embedding(num_classes, features.shape[-1])(label)
     projection = layers.Dot(axes=1)([embedded, features])
     outputs = layers.Add()([logit, projection])
-    if aux_classifier:
-        class_logits = _dense(num_classes, spectral_norm, name="class_logits")(features)
-        outputs = [outputs, class_logits]
+    if class_heads not in (0, 1, 2):
+        raise ValueError(f"class_heads must be 0, 1 or 2, got {class_heads!r}")
+    heads = ("class_logits", "twin_logits")[:class_heads]
+    if heads:
+        outputs = [outputs, *(_dense(num_classes, spectral_norm, name=head)(features)
+                              for head in heads)]
     return keras.Model([image, label], outputs, name=name)
 
 
 def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
                    spectral_norm: bool = False, g_width: float = 1.0, d_width: float = 1.0,
                    d_dropout: float = D_DROPOUT, precision: str = "float32",
-                   aux_classifier: bool = False):
+                   class_heads: int = 0):
     """(generator, discriminator) for one architecture. The MLP generator has no width
     option (it is the tutorial's); its discriminator does, but has no dropout.
-    aux_classifier: the discriminator also classifies (see _projection_head).
+    class_heads: the discriminator also classifies, with 1 or 2 heads (see
+    _projection_head).
 
     precision "bfloat16": every layer computes in bfloat16 with float32 weights, except the
     generator's last layer (its image stays float32); the discriminator's logits are
@@ -153,10 +159,10 @@ def build_gan_pair(arch: str, latent_dim: int, num_classes: int, *,
     with _dtype_policy(DTYPE_POLICIES[precision]):
         if arch == "mlp":
             return (mlp_generator(latent_dim, num_classes),
-                    mlp_discriminator(num_classes, spectral_norm, d_width, aux_classifier))
+                    mlp_discriminator(num_classes, spectral_norm, d_width, class_heads))
         return (dcgan_generator(latent_dim, num_classes, g_width),
                 dcgan_discriminator(num_classes, spectral_norm, d_width, d_dropout,
-                                    aux_classifier))
+                                    class_heads))
 
 
 def float32_copy(model: keras.Model) -> keras.Model:

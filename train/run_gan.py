@@ -3,7 +3,7 @@
 Run folder layout:
   run.json          the GanConfig, versions and machine; `--resume` reads it back
   checkpoint.npz    every variable + step, written atomically every sample_every steps
-  metrics.csv       losses per step (+ class_loss with an aux head)
+  metrics.csv       losses per step (+ class_loss with an aux head, twin_loss with its twin)
   fcd.csv           FCD / classifier score per snapshot
   samples/          fixed-latent sample grids, one per snapshot; training.gif the film
   generator.keras   the final (EMA) generator, input z [b, latent_dim] (+ label [b]),
@@ -183,12 +183,13 @@ def _train(config: GanConfig, resume: bool, evaluator, where: distribute.Placeme
         generator, discriminator = build_gan_pair(
             config.arch, config.latent_dim, num_classes, spectral_norm=config.spectral_norm,
             g_width=config.g_width, d_width=config.d_width, d_dropout=config.d_dropout,
-            precision=config.precision, aux_classifier=config.aux_class_weight > 0)
+            precision=config.precision, class_heads=config.class_heads)
         gan = GAN(generator, discriminator, config.latent_dim, num_classes,
                   seed=config.seed, ema_decay=config.ema_decay, loss=config.loss,
                   r1_gamma=config.r1_gamma, augment=config.augment_policy,
                   top_k=config.top_k, top_k_decay=config.top_k_decay,
                   aux_class_weight=config.aux_class_weight,
+                  twin_classifier=config.twin_classifier,
                   steps_per_epoch=_steps_per_epoch(images, config))
         gan.compile(d_optimizer=_optimizer(config.optimizer, config.d_lr, config.beta_1,
                                            config.lr_schedule, config.steps),
