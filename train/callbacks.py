@@ -75,7 +75,7 @@ class RunLogger(keras.callbacks.Callback):
         self.start_step = start_step
         self.sampler = sampler
         self.fcd = fcd
-        self.means = (self.MEAN_FIELDS + ("class_loss", "twin_loss")[:config.class_heads])
+        self.means = self.MEAN_FIELDS + ("class_loss", "twin_loss")[:config.class_heads]
         self.rows: list[tuple] = []
         self.diverged_at: int | None = None
         self._t0 = time.monotonic()

@@ -124,6 +124,8 @@ def _projection_head(image, features, num_classes: int, name: str,
     logits [batch, num_classes], as in AC-GAN (Odena et al. 2017); 2 adds a second such
     head, TAC-GAN's twin classifier (Gong et al. 2019), which the GAN trains on fakes.
     """
+    if class_heads not in (0, 1, 2):
+        raise ValueError(f"class_heads must be 0, 1 or 2, got {class_heads!r}")
     logit = _dense(1, spectral_norm)(features)
     if not num_classes:
         return keras.Model(image, logit, name=name)
@@ -131,8 +133,6 @@ def _projection_head(image, features, num_classes: int, name: str,
     embedded = layers.Embedding(num_classes, features.shape[-1])(label)
     projection = layers.Dot(axes=1)([embedded, features])
     outputs = layers.Add()([logit, projection])
-    if class_heads not in (0, 1, 2):
-        raise ValueError(f"class_heads must be 0, 1 or 2, got {class_heads!r}")
     heads = ("class_logits", "twin_logits")[:class_heads]
     if heads:
         outputs = [outputs, *(_dense(num_classes, spectral_norm, name=head)(features)
