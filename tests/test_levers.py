@@ -252,10 +252,36 @@ def test_top_k_keeps_the_fakes_rated_most_real_on_a_decaying_schedule():
     assert kept(1000) == sorted(logits.ravel().tolist())
 
 
-def test_aux_classifier_head_loss_and_step():
+def _after_one_step(class_heads, weight, *, d_lr, g_lr=1e-2, g_seed=0, real_seed=1,
+                    equal_heads=False):
+    """A conditional dcgan GAN with `class_heads` class heads (2: with the twin) after one
+    SGD step on 4 uniform-noise "real" images (`real_seed`), its generator from `g_seed`
+    beside the same discriminator; the heads' kernels before the step; the step's logs."""
     import keras
     import tensorflow as tf
 
+    from train.gan import GAN
+    from train.models import build_gan_pair
+
+    keras.utils.set_random_seed(0)
+    g, d = build_gan_pair("dcgan", 8, 10, class_heads=class_heads)
+    keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
+    g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
+    heads = ("class_logits", "twin_logits")[:class_heads]
+    if equal_heads:
+        d.get_layer("twin_logits").set_weights(d.get_layer("class_logits").get_weights())
+    before = [d.get_layer(n).get_weights()[0].copy() for n in heads]
+    gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight,
+              twin_classifier=class_heads == 2)
+    gan.compile(d_optimizer=keras.optimizers.SGD(d_lr), g_optimizer=keras.optimizers.SGD(g_lr))
+    images = tf.constant(np.random.default_rng(real_seed).uniform(-1, 1, (4, 28, 28, 1)),
+                         tf.float32)
+    logs = gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32),
+                           tf.constant(0, tf.int64)))
+    return gan, before, logs
+
+
+def test_aux_classifier_head_loss_and_step():
     from train.gan import GAN
     from train.models import build_gan_pair
 
@@ -276,16 +302,7 @@ def test_aux_classifier_head_loss_and_step():
     assert float(gan._class_loss(class_logits, labels)) == pytest.approx(expected, rel=1e-6)
 
     def one_step(weight, d_lr=1e-3):
-        keras.utils.set_random_seed(0)
-        g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
-        gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight)
-        gan.compile(d_optimizer=keras.optimizers.SGD(d_lr),
-                    g_optimizer=keras.optimizers.SGD(1e-3))
-        head = d.get_layer("class_logits").get_weights()[0].copy()
-        images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)),
-                             tf.float32)
-        logs = gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32),
-                               tf.constant(0, tf.int64)))
+        gan, (head,), logs = _after_one_step(1, weight, d_lr=d_lr, g_lr=1e-3)
         return gan, head, logs
 
     gan, head, logs = one_step(1.0)
@@ -301,47 +318,12 @@ def test_aux_classifier_head_loss_and_step():
     assert d_head.shape == (head.shape[0], 10)
 
     def head_after_step(g_seed):
-        keras.utils.set_random_seed(0)
-        g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
-        keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
-        g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
-        gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0)
-        gan.compile(d_optimizer=keras.optimizers.SGD(1e-2),
-                    g_optimizer=keras.optimizers.SGD(1e-2))
-        images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)),
-                             tf.float32)
-        gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32), tf.constant(0, tf.int64)))
-        return d.get_layer("class_logits").get_weights()
+        gan = _after_one_step(1, 1.0, d_lr=1e-2, g_seed=g_seed)[0]
+        return gan.discriminator.get_layer("class_logits").get_weights()
 
     # D's class head learns from real images only: other fakes, the same first update.
     one, other = head_after_step(1), head_after_step(2)
     assert all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
-
-
-def _twin_gan(weight, d_lr=0.0, equal_heads=False, g_seed=0, real_seed=1):
-    """A conditional dcgan GAN with both class heads after one SGD step (D frozen by
-    default), and its class and twin heads' kernels before the step."""
-    import keras
-    import tensorflow as tf
-
-    from train.gan import GAN
-    from train.models import build_gan_pair
-
-    keras.utils.set_random_seed(0)
-    g, d = build_gan_pair("dcgan", 8, 10, class_heads=2)
-    keras.utils.set_random_seed(g_seed)     # another generator, the same discriminator
-    g.set_weights(build_gan_pair("dcgan", 8, 10)[0].get_weights())
-    if equal_heads:
-        d.get_layer("twin_logits").set_weights(d.get_layer("class_logits").get_weights())
-    heads = [d.get_layer(n).get_weights()[0].copy() for n in ("class_logits", "twin_logits")]
-    gan = GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=weight,
-              twin_classifier=True)
-    gan.compile(d_optimizer=keras.optimizers.SGD(d_lr), g_optimizer=keras.optimizers.SGD(1e-2))
-    images = tf.constant(np.random.default_rng(real_seed).uniform(-1, 1, (4, 28, 28, 1)),
-                         tf.float32)
-    logs = gan.train_step((images, tf.constant([1, 2, 3, 4], tf.int32),
-                           tf.constant(0, tf.int64)))
-    return gan, heads, logs
 
 
 def test_twin_classifier_heads_and_losses():
@@ -363,7 +345,8 @@ def test_twin_classifier_heads_and_losses():
     # equal they cancel, so G's step does not depend on the weight (a mutant adding the
     # twin's term, or dropping it, makes it depend); with different heads it does.
     def g_weights(weight, equal_heads):
-        return _twin_gan(weight, equal_heads=equal_heads)[0].generator.get_weights()
+        return _after_one_step(2, weight, d_lr=0.0,
+                               equal_heads=equal_heads)[0].generator.get_weights()
 
     def largest_difference(a, b):
         return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
@@ -374,7 +357,7 @@ def test_twin_classifier_heads_and_losses():
     # D learns the twin on fakes and the class head on real images: the twin's first
     # update depends on the fakes and not on the real images, the class head's the reverse.
     def heads_after(**kwargs):
-        gan, before, logs = _twin_gan(1.0, d_lr=1e-2, **kwargs)
+        gan, before, logs = _after_one_step(2, 1.0, d_lr=1e-2, **kwargs)
         after = [gan.discriminator.get_layer(n).get_weights()[0]
                  for n in ("class_logits", "twin_logits")]
         assert all(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
