@@ -335,6 +335,8 @@ def test_twin_classifier_heads_and_losses():
         assert [tuple(o.shape) for o in d.outputs] == [(None, 1), (None, 10), (None, 10)], arch
     with pytest.raises(ValueError, match="class_heads must be 0, 1 or 2"):
         build_gan_pair("dcgan", 8, 10, class_heads=3)
+    with pytest.raises(ValueError, match="needs a conditional discriminator"):
+        build_gan_pair("dcgan", 8, 0, class_heads=1)    # no labels: no head to train
     g, d = build_gan_pair("dcgan", 8, 10, class_heads=1)
     with pytest.raises(ValueError, match="has 1 class heads; these losses need 2"):
         GAN(g, d, 8, 10, seed=0, ema_decay=0.5, aux_class_weight=1.0, twin_classifier=True)

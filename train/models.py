@@ -126,6 +126,8 @@ def _projection_head(image, features, num_classes: int, name: str,
     """
     if class_heads not in (0, 1, 2):
         raise ValueError(f"class_heads must be 0, 1 or 2, got {class_heads!r}")
+    if class_heads and not num_classes:    # heads need labels: not dropped silently
+        raise ValueError(f"class_heads {class_heads} needs a conditional discriminator")
     logit = _dense(1, spectral_norm)(features)
     if not num_classes:
         return keras.Model(image, logit, name=name)
