@@ -411,6 +411,42 @@ def test_bfloat16_computes_in_bfloat16_and_copies_to_float32():
     assert computes(build_gan_pair("dcgan", 8, 10)[0]) == {"float32"}
 
 
+AVX2_ONLY = {"model": "AMD EPYC", "cores": 2, "flags": ["avx2"]}
+
+
+@pytest.mark.parametrize("precision, flags, noted", [
+    ("bfloat16", ["avx2"], True),
+    ("bfloat16", ["avx2", "avx512f", "avx512_vnni"], True),      # AVX-512 without BF16
+    ("bfloat16", ["amx_bf16", "amx_tile", "avx2", "avx512_bf16"], False),
+    ("bfloat16", ["avx2", "avx512_bf16", "avx512f"], False),     # AVX512-BF16, no AMX
+    ("float32", ["avx2"], False),
+])
+def test_bfloat16_note_only_where_the_cpu_lacks_bf16(precision, flags, noted):
+    from train.cli import precision_note
+
+    note = precision_note(precision, {**AVX2_ONLY, "flags": flags})
+    assert (note is not None) == noted
+    if noted:
+        assert note.startswith("note: this CPU (AMD EPYC) has no bfloat16 arithmetic")
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_gan_command_prints_the_bfloat16_note_then_trains(monkeypatch, runner, tmp_path,
+                                                          precision):
+    import train.cli
+    import train.run_gan
+
+    trained = []
+    monkeypatch.setattr(train.cli, "cpu_info", lambda: AVX2_ONLY)
+    monkeypatch.setattr(train.run_gan, "train", lambda config, resume, evaluator:
+                        trained.append(config.precision) or tmp_path / "generator.keras")
+    result = runner.invoke(train.cli.main, ["gan", "--out", str(tmp_path / "run"),
+                                            "--precision", precision, "--fcd-samples", "0"])
+    assert result.exit_code == 0, result.output
+    assert trained == [precision]      # a note, not a refusal
+    assert ("has no bfloat16 arithmetic" in result.stderr) == (precision == "bfloat16")
+
+
 # --- end to end ------------------------------------------------------------------------
 
 @pytest.mark.slow

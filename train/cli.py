@@ -28,6 +28,7 @@ from .config import (
     GanConfig,
 )
 from .errors import ConfigError, TrainError
+from .versions import cpu_info, has_bf16_arithmetic
 
 _PATH = click.Path(path_type=Path)
 _FOLDER = click.Path(path_type=Path, file_okay=False)
@@ -207,11 +208,24 @@ def parse_gan(args: Sequence[str]) -> GanConfig:
 def gan(ctx: click.Context, **_: object) -> None:
     """Train a GAN generator into a run folder (or --resume one)."""
     config, resume = gan_config(ctx)
+    note = precision_note(config.precision, cpu_info())
+    if note:
+        print(note, file=sys.stderr)
     evaluator = _evaluator(config.dataset) if config.fcd_samples else None
     from .run_gan import train
 
     final = train(config, resume=resume, evaluator=evaluator)
     click.echo(f"saved {final}", err=True)
+
+
+def precision_note(precision: str, cpu: dict[str, object]) -> str | None:
+    """A note for bfloat16 on a CPU that has no bfloat16 arithmetic (the run is emulated
+    and slower than float32, not refused: its weights are that recipe's), else None."""
+    if precision != "bfloat16" or has_bf16_arithmetic(cpu):
+        return None
+    return (f"note: this CPU ({cpu.get('model', 'unknown')}) has no bfloat16 arithmetic "
+            f"(AMX or AVX512-BF16): bfloat16 is emulated here, several times slower than "
+            f"float32 (the same recipe in float32 trains other weights, much sooner)")
 
 
 def _evaluator(dataset: str):

@@ -37,3 +37,13 @@ def cpu_info() -> dict[str, object]:
     wanted = sorted(f for f in flags
                     if f == "avx2" or any(k in f for k in ("avx512", "vnni", "amx")))
     return {"model": model, "cores": len(os.sched_getaffinity(0)), "flags": wanted}
+
+
+# The flags that give bfloat16 arithmetic on x86: elsewhere TensorFlow's CPU kernels emulate
+# it, slower than float32 (about 7x in a probe on an AVX2-only AMD EPYC; README).
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def has_bf16_arithmetic(cpu: dict[str, object]) -> bool:
+    """Whether a cpu_info() result lists bfloat16 arithmetic (AMX or AVX512-BF16)."""
+    return any(flag in BF16_FLAGS for flag in cpu.get("flags", []))  # type: ignore[union-attr]
