@@ -40,7 +40,7 @@ def cpu_info() -> dict[str, object]:
 
 
 # The flags that give bfloat16 arithmetic on x86: elsewhere TensorFlow's CPU kernels emulate
-# it, slower than float32 (about 7x in a probe on an AVX2-only AMD EPYC; README).
+# it, slower than float32 (6.3x in a probe on an AVX2-only AMD EPYC; README).
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
