@@ -420,6 +420,7 @@ AVX2_ONLY = {"model": "AMD EPYC", "cores": 2, "flags": ["avx2"]}
     ("bfloat16", ["amx_bf16", "amx_tile", "avx2", "avx512_bf16"], False),
     ("bfloat16", ["avx2", "avx512_bf16", "avx512f"], False),     # AVX512-BF16, no AMX
     ("float32", ["avx2"], False),
+    ("bfloat16", [], False),                                    # flags unknown: no guess
 ])
 def test_bfloat16_note_only_where_the_cpu_lacks_bf16(precision, flags, noted):
     from train.cli import precision_note

@@ -221,7 +221,9 @@ def gan(ctx: click.Context, **_: object) -> None:
 def precision_note(precision: str, cpu: dict[str, object]) -> str | None:
     """A note for bfloat16 on a CPU that has no bfloat16 arithmetic (the run is emulated
     and slower than float32, not refused: its weights are that recipe's), else None."""
-    if precision != "bfloat16" or has_bf16_arithmetic(cpu):
+    # No flags read (not Linux, or not x86: /proc/cpuinfo names ARM's differently): say
+    # nothing rather than guess.
+    if precision != "bfloat16" or not cpu.get("flags") or has_bf16_arithmetic(cpu):
         return None
     return (f"note: this CPU ({cpu.get('model', 'unknown')}) has no bfloat16 arithmetic "
             f"(AMX or AVX512-BF16): bfloat16 is emulated here, several times slower than "
